@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// CLI entry: parse flags, run a job, map every failure to one line and a documented exit code.
+import { buildProgram } from '../lib/cli.ts';
+import { ExitCode, SwarmpullError } from '../lib/errors.ts';
+
+const debug = process.argv.includes('--debug');
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = report(err);
+}
+
+function report(err: unknown): number {
+  if (err instanceof SwarmpullError) {
+    if (err.exitCode !== ExitCode.ok) process.stderr.write(`swarmpull: ${err.message}\n`);
+    if (debug && err.cause) process.stderr.write(`${(err.cause as Error).stack ?? String(err.cause)}\n`);
+    return err.exitCode;
+  }
+  const e = err as NodeJS.ErrnoException;
+  process.stderr.write(`swarmpull: ${e?.code === 'ENOSPC' ? 'no space left on device' : (e?.message ?? String(err))}\n`);
+  if (debug) process.stderr.write(`${e?.stack ?? ''}\n`);
+  return ExitCode.failure;
+}

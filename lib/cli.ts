@@ -1,0 +1,142 @@
+// The commander program: flags → options for the jobs. No job logic here.
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, SwarmpullError, usageError } from './errors.ts';
+import { parsePlatform } from './image/platform.ts';
+import type { OutputSpec } from './output/open.ts';
+import { createProgress, type ProgressMode } from './progress.ts';
+import { pull, resolveImage } from './pull.ts';
+import { manifestReference, parseReference } from './reference.ts';
+import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
+import { BlobStore, defaultStoreRoot } from './store/store.ts';
+import { VERSION } from './version.ts';
+
+interface RegistryFlags {
+  plainHttp?: boolean;
+  insecure?: boolean;
+  creds?: string;
+  debug?: boolean;
+}
+
+interface PullFlags extends RegistryFlags {
+  platform?: string;
+  oci?: string;
+  output?: string;
+  store?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function registryOptions(flags: RegistryFlags): Omit<RegistryClientOptions, 'registry'> {
+  const opts: Omit<RegistryClientOptions, 'registry'> = { plainHttp: !!flags.plainHttp, insecure: !!flags.insecure };
+  if (flags.creds !== undefined) {
+    const i = flags.creds.indexOf(':');
+    if (i <= 0) throw usageError('--creds takes USER:PASSWORD');
+    opts.creds = { username: flags.creds.slice(0, i), password: flags.creds.slice(i + 1) };
+  }
+  if (flags.debug) opts.log = (msg) => process.stderr.write(`swarmpull[debug]: ${msg}\n`);
+  return opts;
+}
+
+function outputSpec(flags: PullFlags): OutputSpec {
+  if (flags.oci !== undefined && flags.output !== undefined) throw usageError('--oci and --output are exclusive: choose one output');
+  if (flags.output === '-' && flags.json) throw usageError('--json writes to stdout, and so does --output -: choose one');
+  if (flags.oci !== undefined) return { kind: 'oci', dir: flags.oci };
+  if (flags.output !== undefined) return { kind: 'tar', path: flags.output };
+  return { kind: 'docker' };
+}
+
+/** An AbortSignal that fires on SIGINT/SIGTERM, so a job stops cleanly and exits 130/143. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stopOn = (sig: 'SIGINT' | 'SIGTERM', code: ExitCode) =>
+    process.once(sig, () => {
+      controller.abort(new SwarmpullError(code, `interrupted by ${sig}`));
+      // A second signal means "now".
+      process.once(sig, () => process.exit(code));
+    });
+  stopOn('SIGINT', ExitCode.sigint);
+  stopOn('SIGTERM', ExitCode.sigterm);
+  return controller.signal;
+}
+
+function registryFlags(cmd: Command): Command {
+  return cmd
+    .option('--plain-http', 'talk HTTP, not HTTPS, to the registry (implied for localhost/127.0.0.1)')
+    .option('--insecure', 'do not verify the registry TLS certificate')
+    .option('--creds <user:password>', 'registry credentials (default: docker login config, REGISTRY_AUTH_FILE)')
+    .option('--debug', 'log registry and peer decisions, and stack traces, to stderr');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('swarmpull')
+    .description('Pull a container image onto many hosts at once, swapping pieces with LAN peers.')
+    .version(VERSION, '-V, --version')
+    .exitOverride((err: CommanderError) => {
+      // Help and --version exit 0; every usage mistake exits 2 (commander would use 1).
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version';
+      throw new SwarmpullError(ok ? ExitCode.ok : ExitCode.usage, err.message);
+    })
+    // bin/swarmpull.ts prints the one error line; commander should not print it too.
+    .configureOutput({ outputError: () => {} });
+
+  registryFlags(
+    program
+      .command('pull')
+      .description('pull IMAGE into docker load (default), an OCI layout (--oci) or a tar (-o)')
+      .argument('<image>', 'image reference, e.g. registry.example.com/team/app:1.2 or …@sha256:…')
+      .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-arch image (default: this host)')
+      .option('--oci <dir>', 'write an OCI image layout to DIR (merged into an existing one)')
+      .option('-o, --output <file>', 'write a docker-load tar to FILE, or to stdout with -')
+      .addOption(new Option('--store <dir>', 'blob store directory').env('SWARMPULL_STORE').default(undefined, '$XDG_CACHE_HOME/swarmpull'))
+      .option('--json', 'print one JSON result object on stdout at the end')
+      .option('-q, --quiet', 'no progress output'),
+  ).action(async (image: string, flags: PullFlags) => {
+    const reference = parseReference(image);
+    const output = outputSpec(flags);
+    const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
+    const store = await new BlobStore(flags.store ?? defaultStoreRoot()).init();
+    const mode: ProgressMode = flags.quiet ? 'quiet' : process.stderr.isTTY ? 'tty' : 'lines';
+    const progress = createProgress(mode);
+    try {
+      const result = await pull({
+        reference,
+        store,
+        output,
+        ...(platform ? { platform } : {}),
+        registry: registryOptions(flags),
+        signal: interruptSignal(),
+        progress,
+      });
+      progress.stop();
+      if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+      else if (!flags.quiet) process.stderr.write(`swarmpull: ${result.result || 'done'} (${result.digest}, ${(result.durationMs / 1000).toFixed(1)} s)\n`);
+    } finally {
+      progress.stop();
+    }
+  });
+
+  registryFlags(
+    program
+      .command('resolve')
+      .description('print the digest IMAGE points to at its registry (the index digest for a multi-arch image)')
+      .argument('<image>', 'image reference')
+      .option('--platform <os/arch[/variant]>', 'print the digest of this platform\'s manifest instead of the index'),
+  ).action(async (image: string, flags: RegistryFlags & { platform?: string }) => {
+    const reference = parseReference(image);
+    const client = new RegistryClient({ ...registryOptions(flags), registry: reference.registry });
+    const signal = interruptSignal();
+    try {
+      if (flags.platform) {
+        const resolved = await resolveImage(client, reference, parsePlatform(flags.platform), signal);
+        process.stdout.write(`${resolved.manifest.digest}\n`);
+      } else {
+        const { digest } = await client.resolveManifest(reference.repository, manifestReference(reference), signal);
+        process.stdout.write(`${digest}\n`);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  return program;
+}

@@ -1,0 +1,160 @@
+// The pull job: resolve at the registry, plan the blobs, bring each into the store, hand each to the output.
+import { failure } from './errors.ts';
+import { downloadBlob, type BlobProgress } from './download.ts';
+import { choosePlatform, parseManifest } from './image/manifest.ts';
+import { formatPlatform, hostPlatform } from './image/platform.ts';
+import { INDEX_MEDIA_TYPES, type Descriptor, type ManifestBlob, type Platform } from './image/types.ts';
+import { mapLimit } from './limit.ts';
+import { openOutput, type OutputSpec } from './output/open.ts';
+import type { ImageSink, ResolvedImage } from './output/sink.ts';
+import { formatReference, manifestReference, type Reference } from './reference.ts';
+import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
+import type { BlobStore } from './store/store.ts';
+
+const MAX_CONFIG_SIZE = 8 << 20;
+
+export interface PullOptions {
+  reference: Reference;
+  store: BlobStore;
+  output: OutputSpec;
+  platform?: Platform;
+  registry: Omit<RegistryClientOptions, 'registry'>;
+  /** blobs downloaded at once */
+  concurrency?: number;
+  signal: AbortSignal;
+  progress: PullProgress;
+}
+
+export interface PullProgress extends BlobProgress {
+  planned(image: ResolvedImage, blobs: Descriptor[]): void;
+  blobDone(desc: Descriptor): void;
+}
+
+export interface PullResult {
+  reference: string;
+  /** what the reference resolved to at the registry (an index for a multi-arch image) */
+  digest: string;
+  /** the chosen platform's image manifest */
+  manifestDigest: string;
+  platform: string;
+  output: string;
+  result: string;
+  bytes: { total: number; registry: number; peers: number; cached: number };
+  peers: { seen: number; used: number };
+  startedAt: string;
+  readyAt: string;
+  durationMs: number;
+}
+
+/** Resolve a reference to one platform's image manifest, fetching through an index when there is one. */
+export async function resolveImage(
+  client: RegistryClient,
+  ref: Reference,
+  wanted: Platform,
+  signal?: AbortSignal,
+): Promise<ResolvedImage> {
+  const name = formatReference(ref);
+  const top = await client.getManifest(ref.repository, manifestReference(ref), signal);
+  let index: ManifestBlob | undefined;
+  let manifest = top;
+  let platform: Platform | undefined;
+  const parsedTop = parseManifest(top);
+  if (parsedTop.kind === 'index') {
+    index = top;
+    const entry = choosePlatform(parsedTop, wanted, name);
+    manifest = await client.getManifest(ref.repository, entry.digest, signal);
+    if (INDEX_MEDIA_TYPES.includes(manifest.mediaType)) throw failure(`${name}: nested indexes are not supported`);
+    platform = entry.platform;
+  }
+  const parsed = parseManifest(manifest);
+  if (parsed.kind !== 'manifest') throw failure(`${name}: expected an image manifest, got ${manifest.mediaType}`);
+  return { reference: ref, ...(index ? { index } : {}), manifest, config: parsed.config, layers: parsed.layers, platform: platform ?? wanted };
+}
+
+export async function pull(opts: PullOptions): Promise<PullResult> {
+  const started = Date.now();
+  const { reference: ref, store, progress } = opts;
+  // One failed blob stops the others at once.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([opts.signal, stop.signal]);
+  const registry = new RegistryClient({ ...opts.registry, registry: ref.registry });
+  let sink: ImageSink | undefined;
+  const bytes = { registry: 0, peers: 0, cached: 0 };
+  try {
+    const image = await resolveImage(registry, ref, opts.platform ?? hostPlatform(), signal);
+    if (image.index) await store.putBytes(image.index.digest, image.index.body);
+    await store.putBytes(image.manifest.digest, image.manifest.body);
+    sink = await openOutput(opts.output, image);
+    const blobs = dedupe([image.config, ...image.layers]);
+    progress.planned(image, blobs);
+
+    const counting: BlobProgress = {
+      bytes(desc, n, source) {
+        bytes[source === 'peer' ? 'peers' : 'registry'] += n;
+        progress.bytes(desc, n, source);
+      },
+      cached(desc, n) {
+        bytes.cached += n;
+        progress.cached(desc, n);
+      },
+      log: (msg) => progress.log(msg),
+    };
+    const added: Promise<void>[] = [];
+    const fetchBlob = async (desc: Descriptor) => {
+      try {
+        const path = await downloadBlob({ store, registry, repository: ref.repository, progress: counting, signal }, desc);
+        progress.blobDone(desc);
+        // Hand the blob on without holding a download slot; the sink serialises its writes.
+        const adding = sink!.addBlob(desc, path);
+        adding.catch(() => stop.abort());
+        added.push(adding);
+      } catch (err) {
+        stop.abort();
+        throw err;
+      }
+    };
+    // The config first: it names the platform of a single-platform image.
+    await fetchBlob(image.config);
+    if (!image.index) image.platform = await configPlatform(store, image.config, image.platform);
+    await mapLimit(blobs.slice(1), opts.concurrency ?? 4, fetchBlob);
+    await Promise.all(added);
+    const result = await sink.commit();
+    const ready = Date.now();
+    return {
+      reference: formatReference(ref),
+      digest: image.index?.digest ?? image.manifest.digest,
+      manifestDigest: image.manifest.digest,
+      platform: formatPlatform(image.platform),
+      output: sink.description,
+      result,
+      bytes: { total: blobs.reduce((a, b) => a + b.size, 0), ...bytes },
+      peers: { seen: 0, used: 0 },
+      startedAt: new Date(started).toISOString(),
+      readyAt: new Date(ready).toISOString(),
+      durationMs: ready - started,
+    };
+  } catch (err) {
+    await sink?.abort();
+    throw opts.signal.aborted ? (opts.signal.reason ?? err) : err;
+  } finally {
+    await registry.close();
+  }
+}
+
+async function configPlatform(store: BlobStore, config: Descriptor, fallback: Platform): Promise<Platform> {
+  const body = await store.readBytes(config.digest, MAX_CONFIG_SIZE);
+  try {
+    const c = JSON.parse(body?.toString('utf8') ?? '') as Record<string, unknown>;
+    if (typeof c.os === 'string' && typeof c.architecture === 'string') {
+      return { os: c.os, architecture: c.architecture, ...(typeof c.variant === 'string' ? { variant: c.variant } : {}) };
+    }
+  } catch {
+    // not an image config we can read (e.g. an artifact): keep the platform asked for
+  }
+  return fallback;
+}
+
+function dedupe(blobs: Descriptor[]): Descriptor[] {
+  const seen = new Set<string>();
+  return blobs.filter((b) => !seen.has(b.digest) && seen.add(b.digest));
+}

@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Bitfield } from '../../lib/store/bitfield.ts';
+import { pieceLayout, pieceLength, pieceRange } from '../../lib/store/pieces.ts';
+import { BlobStore } from '../../lib/store/store.ts';
+import { tryLock } from '../../lib/store/lock.ts';
+import { sha256Digest } from '../../lib/image/digest.ts';
+import { ExitCode, SwarmpullError } from '../../lib/errors.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+test('piece length depends on size only: 256 KiB minimum, at most 1024 pieces', () => {
+  assert.equal(pieceLength(0), 256 * KiB);
+  assert.equal(pieceLength(100 * MiB), 256 * KiB);
+  assert.equal(pieceLength(256 * MiB), 256 * KiB);
+  assert.equal(pieceLength(256 * MiB + 1), 512 * KiB);
+  assert.equal(pieceLength(1024 * MiB), 1 * MiB);
+  assert.equal(pieceLength(5 * 1024 * MiB), 8 * MiB);
+  for (const size of [1, 1000, 300 * MiB + 7, 3000 * MiB]) assert.ok(pieceLayout(size).count <= 1024);
+  const l = pieceLayout(600 * KiB);
+  assert.equal(l.count, 3);
+  assert.deepEqual(pieceRange(l, 2), { start: 512 * KiB, end: 600 * KiB });
+});
+
+test('bitfield uses BitTorrent bit order', () => {
+  const b = new Bitfield(10);
+  b.set(0);
+  b.set(9);
+  assert.deepEqual([...b.buffer], [0x80, 0x40]);
+  assert.equal(b.count(), 2);
+  assert.ok(!b.isComplete());
+  b.set(0, false);
+  assert.ok(!b.get(0));
+});
+
+test('partial blob: resumes from its bitfield after close, verifies before commit', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'swarmpull-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await new BlobStore(dir).init();
+  const data = randomBytes(700 * KiB);
+  const desc = { digest: sha256Digest(data), size: data.length };
+
+  let p = await store.openPartial(desc);
+  assert.deepEqual(p.missingRanges(), [{ start: 0, end: data.length }]);
+  // first piece and half of the second
+  await p.write(data.subarray(0, 384 * KiB), 0);
+  await p.close();
+
+  p = await store.openPartial(desc);
+  assert.equal(p.completedBytes, 256 * KiB);
+  assert.deepEqual(p.missingRanges(), [{ start: 256 * KiB, end: data.length }]);
+  await p.write(data.subarray(256 * KiB), 256 * KiB);
+  const path = await p.commit();
+  assert.deepEqual(await readFile(path), data);
+  assert.ok(await store.has(desc));
+  await assert.rejects(stat(store.partialPath(desc.digest) + '.pieces'));
+});
+
+test('partial blob: a digest mismatch forgets every piece and is an integrity error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'swarmpull-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await new BlobStore(dir).init();
+  const data = randomBytes(300 * KiB);
+  const desc = { digest: sha256Digest(data), size: data.length };
+  const p = await store.openPartial(desc);
+  const bad = Buffer.from(data);
+  bad[1000]! ^= 1;
+  await p.write(bad, 0);
+  await assert.rejects(p.commit(), (e: unknown) => e instanceof SwarmpullError && e.exitCode === ExitCode.integrity);
+  assert.equal(p.completedBytes, 0);
+  assert.ok(!(await store.has(desc)));
+  await p.close();
+  // bytes beyond the declared size are refused
+  const q = await store.openPartial(desc);
+  await assert.rejects(q.write(Buffer.alloc(10), data.length - 5), /beyond its declared size/);
+  await q.close();
+});
+
+test('putBytes refuses bytes that do not match the digest', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'swarmpull-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await new BlobStore(dir).init();
+  const body = Buffer.from('{"a":1}');
+  await store.putBytes(sha256Digest(body), body);
+  assert.deepEqual(await store.readBytes(sha256Digest(body), 100), body);
+  await assert.rejects(store.putBytes(sha256Digest('other'), body), /digest mismatch/);
+});
+
+test('locks are exclusive and released', async () => {
+  const key = 'test-' + Math.random();
+  const a = await tryLock(key);
+  assert.ok(a);
+  assert.equal(await tryLock(key), null);
+  await a.release();
+  const b = await tryLock(key);
+  assert.ok(b);
+  await b.release();
+});
