@@ -60,6 +60,8 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   let ms: number;
   if (/^\d+$/.test(v)) ms = Number(v) * 1000;
   else {
+    // HTTP dates spell out day and month names; Date.parse alone would take "-1" as a year.
+    if (!/^[A-Za-z]{3}/.test(v)) return undefined;
     const t = Date.parse(v);
     if (Number.isNaN(t)) return undefined;
     ms = Math.max(0, t - now);
@@ -80,5 +82,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Wait for a promise shared with other callers, giving up (for this caller only) when its own signal aborts. */
+export function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }

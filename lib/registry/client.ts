@@ -1,0 +1,219 @@
+// Registry v2 client: manifests and blob ranges from one registry, with auth, redirects and retries.
+// The pieces live next door: http.ts (undici, socket errors), auth.ts (challenges, tokens), credentials.ts
+// (docker/podman config), retry.ts (back-off), status.ts (error answers), manifest.ts and blob.ts (checks).
+import { failure, usageError } from '../errors.ts';
+import { isDigest, parseDigest } from '../image/digest.ts';
+import type { ManifestBlob } from '../image/types.ts';
+import { MANIFEST_MEDIA_TYPES } from '../image/types.ts';
+import { apiHost, isLoopbackHost } from '../reference.ts';
+import { Authenticator } from './auth.ts';
+import { deliverRange, type OnData } from './blob.ts';
+import { discard, header, Http, readBody, type Response } from './http.ts';
+import { bareMediaType, checkManifest, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.ts';
+import { Transient, withRetries, type RetryOptions } from './retry.ts';
+import { statusError } from './status.ts';
+
+export interface RegistryClientOptions {
+  /** Reference.registry, e.g. 'docker.io' or '127.0.0.1:5000' */
+  registry: string;
+  /** force http:// (loopback hosts get http:// automatically, as docker does) */
+  plainHttp?: boolean;
+  /** https without TLS verification */
+  insecure?: boolean;
+  /** explicit --creds; if absent, stored credentials are looked up (credentials.ts) */
+  creds?: { username: string; password: string };
+  /** --debug logging; never receives a secret (tokens, passwords, Authorization, presigned URL queries) */
+  log?: (msg: string) => void;
+  /** retries after the first attempt, default 5 */
+  retries?: number;
+  /** headers/body idle timeout (and connect timeout), default 30000 */
+  timeoutMs?: number;
+  /** first back-off delay, doubling per retry (with jitter), default 500; tests make it small */
+  backoffMs?: number;
+}
+
+/** An answer and the URL that gave it (after redirects). */
+interface Answer {
+  res: Response;
+  url: URL;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+export class RegistryClient {
+  readonly registry: string;
+  private readonly base: URL;
+  private readonly http: Http;
+  private readonly auth: Authenticator;
+  private readonly log: (msg: string) => void;
+  private readonly retry: Omit<RetryOptions, 'signal' | 'progressed'>;
+  /** final URL a blob was redirected to (CDN, presigned storage URL), reused for later ranges while it works */
+  private readonly blobUrls = new Map<string, URL>();
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: RegistryClientOptions) {
+    this.registry = opts.registry;
+    const host = apiHost(opts.registry);
+    this.base = new URL(`${opts.plainHttp || isLoopbackHost(host) ? 'http' : 'https'}://${host}`);
+    this.log = opts.log ?? (() => {});
+    this.retry = { retries: opts.retries ?? 5, backoffMs: opts.backoffMs ?? 500, log: this.log };
+    this.http = new Http({ insecure: opts.insecure ?? false, timeoutMs: opts.timeoutMs ?? 30_000 });
+    this.auth = new Authenticator({ registry: opts.registry, http: this.http, creds: opts.creds, log: this.log, retry: this.retry });
+  }
+
+  async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestBlob> {
+    const asked = manifestRef(reference);
+    const what = `${this.registry}/${repository}: manifest ${reference}`;
+    return withRetries(what, { ...this.retry, signal }, async () => {
+      const answer = await this.registryRequest(repository, 'GET', `/v2/${repository}/manifests/${asked}`, { accept: MANIFEST_ACCEPT }, signal);
+      const { res } = answer;
+      if (res.statusCode !== 200) throw await this.answerError(answer, repository, what, signal);
+      const body = await readBody(res, MAX_MANIFEST_BYTES, this.base.host, signal);
+      if (!body) throw failure(`${what}: larger than the 4 MiB a manifest may be`);
+      return checkManifest(body, header(res, 'content-type'), isDigest(asked) ? asked : this.vouchedDigest(res, what), what);
+    });
+  }
+
+  async resolveManifest(repository: string, reference: string, signal?: AbortSignal): Promise<{ digest: string; mediaType: string; size: number }> {
+    const asked = manifestRef(reference);
+    const what = `${this.registry}/${repository}: manifest ${reference}`;
+    const head = await withRetries(what, { ...this.retry, signal }, async () => {
+      const answer = await this.registryRequest(repository, 'HEAD', `/v2/${repository}/manifests/${asked}`, { accept: MANIFEST_ACCEPT }, signal);
+      const { res } = answer;
+      if (res.statusCode !== 200) throw await this.answerError(answer, repository, what, signal);
+      await discard(res);
+      return {
+        digest: header(res, 'docker-content-digest') ?? '',
+        mediaType: bareMediaType(header(res, 'content-type')),
+        size: Number(header(res, 'content-length')),
+      };
+    });
+    const usable =
+      isDigest(head.digest) &&
+      (!isDigest(asked) || head.digest === asked) &&
+      MANIFEST_MEDIA_TYPES.includes(head.mediaType) &&
+      Number.isSafeInteger(head.size) && head.size > 0 && head.size <= MAX_MANIFEST_BYTES;
+    if (usable) return head;
+    // No digest (or an odd answer) on HEAD: fetch the body, which getManifest verifies and measures.
+    this.log(`${what}: HEAD gave no usable digest/type/size; fetching the manifest instead`);
+    const m = await this.getManifest(repository, reference, signal);
+    return { digest: m.digest, mediaType: m.mediaType, size: m.body.length };
+  }
+
+  async readBlob(repository: string, digest: string, start: number, end: number, onData: OnData, signal?: AbortSignal): Promise<void> {
+    parseDigest(digest, 'blob digest');
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw usageError(`invalid blob range ${start}-${end}`);
+    }
+    const what = `${this.registry}/${repository}: blob ${digest} bytes ${start}-${end}`;
+    const cursor = { pos: start };
+    let attemptStart = start;
+    await withRetries(what, { ...this.retry, signal, progressed: () => cursor.pos > attemptStart }, async () => {
+      attemptStart = cursor.pos;
+      if (cursor.pos >= end) return;
+      const { res, url } = await this.openBlob(repository, digest, cursor.pos, end, what, signal);
+      await deliverRange(res, cursor, end, onData, { what, host: url.host, signal, log: this.log });
+    });
+  }
+
+  /** Close the connections; safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= this.http.close();
+    return this.closing;
+  }
+
+  /** A 200/206 answer for bytes [pos, end): from the blob's cached redirect URL if it still works, else the registry. */
+  private async openBlob(repository: string, digest: string, pos: number, end: number, what: string, signal?: AbortSignal): Promise<Answer> {
+    const range = { range: `bytes=${pos}-${end - 1}` };
+    const cached = this.blobUrls.get(digest);
+    if (cached) {
+      const authz = cached.host === this.base.host ? await this.auth.authorization(repository, signal) : undefined;
+      let answer: Answer | undefined;
+      try {
+        answer = await this.follow(cached, 'GET', range, authz, signal);
+      } catch (err) {
+        if (!(err instanceof Transient)) throw err;
+        this.log(`${what}: redirect target ${cached.host} failed (${err.message}); asking the registry again`);
+      }
+      if (answer && (answer.res.statusCode === 200 || answer.res.statusCode === 206)) return answer;
+      if (answer) {
+        // 403/410 is the usual "presigned URL expired"; any other failure also sends us back for a fresh URL.
+        this.log(`${what}: redirect target ${cached.host} answered HTTP ${answer.res.statusCode}; asking the registry again`);
+        await discard(answer.res);
+      }
+      if (this.blobUrls.get(digest) === cached) this.blobUrls.delete(digest);
+    }
+    const path = `/v2/${repository}/blobs/${digest}`;
+    const answer = await this.registryRequest(repository, 'GET', path, range, signal);
+    if (answer.res.statusCode !== 200 && answer.res.statusCode !== 206) {
+      throw await this.answerError(answer, repository, what, signal);
+    }
+    if (answer.url.href !== new URL(path, this.base).href) this.blobUrls.set(digest, answer.url);
+    return answer;
+  }
+
+  /** A request to the registry, answering one 401 challenge (anonymous first, then with what the challenge asks). */
+  private async registryRequest(repository: string, method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer> {
+    const url = new URL(path, this.base);
+    let authz = await this.auth.authorization(repository, signal);
+    let answer = await this.follow(url, method, headers, authz, signal);
+    if (answer.res.statusCode !== 401 || answer.url.host !== url.host) return answer;
+    await discard(answer.res);
+    authz = await this.auth.challenged(repository, header(answer.res, 'www-authenticate'), authz, signal);
+    answer = await this.follow(url, method, headers, authz, signal);
+    if (answer.res.statusCode === 401 && answer.url.host === url.host) {
+      await discard(answer.res);
+      throw await this.auth.denied(repository, 401);
+    }
+    return answer;
+  }
+
+  /** Send, following up to 5 redirects by hand; Authorization is dropped for good once the host changes. */
+  private async follow(url: URL, method: 'GET' | 'HEAD', headers: Record<string, string>, authz: string | undefined, signal?: AbortSignal): Promise<Answer> {
+    for (let hops = 0; ; hops++) {
+      const res = await this.http.send(url, { method, headers: authz ? { ...headers, authorization: authz } : headers, signal });
+      if (!REDIRECTS.has(res.statusCode)) return { res, url };
+      await discard(res);
+      const location = header(res, 'location');
+      if (hops >= MAX_REDIRECTS) throw failure(`${this.registry}: more than ${MAX_REDIRECTS} redirects from ${url.host}`);
+      let next: URL;
+      try {
+        next = new URL(location ?? '', url);
+        if (!location || (next.protocol !== 'http:' && next.protocol !== 'https:')) throw new Error();
+      } catch {
+        throw failure(`${this.registry}: ${url.host} answered HTTP ${res.statusCode} without a usable Location`);
+      }
+      // Credentials are for the registry, not for the storage or CDN it points to.
+      if (next.host !== url.host) authz = undefined;
+      // Never the query: presigned URLs carry their signature there.
+      this.log(`${method} ${url.host}${url.pathname}: HTTP ${res.statusCode} → ${next.origin}${next.pathname}`);
+      url = next;
+    }
+  }
+
+  /** The error for a non-success answer: the registry's 401/403 become auth errors that say whether credentials
+   *  were sent (a 403 from a storage host it redirected to is not about our credentials). */
+  private async answerError({ res, url }: Answer, repository: string, what: string, signal?: AbortSignal): Promise<Error> {
+    if ((res.statusCode === 401 || res.statusCode === 403) && url.host === this.base.host) {
+      await discard(res);
+      return this.auth.denied(repository, res.statusCode);
+    }
+    return statusError(res, { what, host: url.host, signal });
+  }
+
+  /** Docker-Content-Digest when it is a sha256 we can check against; undefined otherwise (logged). */
+  private vouchedDigest(res: Response, what: string): string | undefined {
+    const d = header(res, 'docker-content-digest')?.trim();
+    if (d && isDigest(d)) return d;
+    this.log(`${what}: no sha256 Docker-Content-Digest from the registry; the manifest digest is computed, not checked`);
+    return undefined;
+  }
+}
+
+/** A manifest reference is a tag or a sha256 digest; a malformed one is the user's mistake (exit 2). */
+function manifestRef(reference: string): string {
+  if (reference.includes(':')) return parseDigest(reference, 'manifest digest');
+  if (!/^[\w][\w.-]{0,127}$/.test(reference)) throw usageError(`invalid tag ${JSON.stringify(reference.slice(0, 140))}`);
+  return reference;
+}

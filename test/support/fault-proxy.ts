@@ -1,0 +1,176 @@
+// A reverse proxy in front of a real registry that injects faults on request: error statuses, Retry-After,
+// redirects, connections cut mid-body, altered bodies, delays. Each test programs it with plan(); it records
+// every request it saw (with the headers that arrived) and counts the body bytes it served.
+import { createServer, request as httpRequest, Agent, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ProxyRequest {
+  /** 0-based position among all requests this proxy received */
+  index: number;
+  method: string;
+  /** path and query, e.g. /v2/app/blobs/sha256:... */
+  url: string;
+  /** headers as they arrived (lower-case names) */
+  headers: IncomingHttpHeaders;
+}
+
+export interface Fault {
+  /** wait this long before doing anything else */
+  delayMs?: number;
+  /** answer with this status instead of forwarding (body: `body`, headers: `headers`) */
+  status?: number;
+  /** Retry-After header for a `status` answer (seconds or an HTTP date) */
+  retryAfter?: number | string;
+  /** answer a redirect to this absolute URL (status `redirectStatus`, default 307) */
+  redirectTo?: string;
+  redirectStatus?: number;
+  /** forward, and cut the connection after this many body bytes */
+  cutAfterBytes?: number;
+  /** forward, buffer the body and send fn(body) instead; Content-Length follows, every other header is kept */
+  mutateBody?: (body: Buffer) => Buffer;
+  /** forward the answer without Content-Length (chunked), e.g. to test a client's own size cap */
+  chunked?: boolean;
+  /** forward without these request headers (e.g. ['range'] for a server that ignores Range) */
+  dropRequestHeaders?: string[];
+  /** headers to set on the answer (overriding the registry's when forwarding) */
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+export type Plan = (req: ProxyRequest) => Fault | undefined | void;
+
+export interface FaultProxy {
+  /** address:port, usable as a registry name */
+  host: string;
+  port: number;
+  requests: (ProxyRequest & { status?: number })[];
+  /** body bytes sent to clients */
+  bytesServed: number;
+  /** set the fault plan (undefined: forward everything untouched) */
+  plan(plan?: Plan): void;
+  stop(): Promise<void>;
+}
+
+export interface FaultProxyOptions {
+  /** host:port of the real registry */
+  target: string;
+  /** listen address, default 127.0.0.1 (use 127.0.0.2 for "another host" on loopback) */
+  address?: string;
+  /** Authorization to send upstream in place of whatever the client sent: makes this proxy stand in for a
+   *  storage host that authenticates by URL (like a presigned S3 URL) while recording what the client sent. */
+  upstreamAuthorization?: string;
+}
+
+export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
+  const [targetHost, targetPort] = splitHost(opts.target);
+  const agent = new Agent({ keepAlive: true });
+  let plan: Plan | undefined;
+
+  const proxy: FaultProxy = {
+    host: '',
+    port: 0,
+    requests: [],
+    bytesServed: 0,
+    plan(p) {
+      plan = p;
+    },
+    stop: async () => {},
+  };
+
+  const server = createServer((req, res) => {
+    const record: ProxyRequest & { status?: number } = {
+      index: proxy.requests.length,
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: { ...req.headers },
+    };
+    proxy.requests.push(record);
+    res.on('finish', () => (record.status = res.statusCode));
+    const fault = plan?.(record) ?? undefined;
+    void handle(req, res, fault ?? {}, record).catch(() => res.destroy());
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, fault: Fault, record: ProxyRequest & { status?: number }) {
+    if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault.redirectTo) {
+      req.resume();
+      res.writeHead(fault.redirectStatus ?? 307, { location: fault.redirectTo, 'content-length': '0', ...fault.headers });
+      res.end();
+      return;
+    }
+    if (fault.status) {
+      req.resume();
+      const body = Buffer.from(fault.body ?? '');
+      const headers: Record<string, string> = { 'content-length': String(body.length), ...fault.headers };
+      if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter);
+      res.writeHead(fault.status, headers);
+      proxy.bytesServed += req.method === 'HEAD' ? 0 : body.length;
+      res.end(req.method === 'HEAD' ? undefined : body);
+      record.status = fault.status;
+      return;
+    }
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: opts.target };
+    if (opts.upstreamAuthorization) headers.authorization = opts.upstreamAuthorization;
+    for (const name of fault.dropRequestHeaders ?? []) delete headers[name.toLowerCase()];
+    const upstream = httpRequest({ host: targetHost, port: targetPort, method: req.method, path: req.url, headers, agent });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+    const up = await new Promise<IncomingMessage>((resolve) => upstream.once('response', resolve));
+    const outHeaders: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) outHeaders[k] = v;
+    Object.assign(outHeaders, fault.headers);
+    if (fault.chunked) delete outHeaders['content-length'];
+
+    if (fault.mutateBody) {
+      const chunks: Buffer[] = [];
+      for await (const c of up) chunks.push(c as Buffer);
+      const body = fault.mutateBody(Buffer.concat(chunks));
+      if (!fault.chunked) outHeaders['content-length'] = String(body.length);
+      delete outHeaders['transfer-encoding'];
+      res.writeHead(up.statusCode ?? 502, outHeaders);
+      proxy.bytesServed += body.length;
+      if (req.method !== 'HEAD') res.write(body);
+      res.end();
+      return;
+    }
+    res.writeHead(up.statusCode ?? 502, outHeaders);
+    let left = fault.cutAfterBytes ?? Infinity;
+    for await (const c of up) {
+      const chunk = c as Buffer;
+      if (chunk.length >= left) {
+        // Send what is allowed, then drop the connection mid-body, as a flaky network would.
+        const part = chunk.subarray(0, left);
+        proxy.bytesServed += part.length;
+        await new Promise<void>((r) => res.write(part, () => r()));
+        up.destroy();
+        res.socket?.destroy();
+        return;
+      }
+      left -= chunk.length;
+      proxy.bytesServed += chunk.length;
+      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, opts.address ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  proxy.port = port;
+  proxy.host = `${opts.address ?? '127.0.0.1'}:${port}`;
+  proxy.stop = async () => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    agent.destroy();
+  };
+  return proxy;
+}
+
+function splitHost(hostPort: string): [string, number] {
+  const i = hostPort.lastIndexOf(':');
+  return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
+}
