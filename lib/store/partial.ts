@@ -1,12 +1,12 @@
 // A blob being downloaded: a sparse data file plus a small file holding its piece bitfield, so a pull killed
 // at any moment resumes with the pieces it already has. Pieces are marked only after their bytes were written.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { integrityError } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
 import { Bitfield } from './bitfield.ts';
-import { pieceLayout, pieceRange, type PieceLayout } from './pieces.ts';
+import { BLOCK_SIZE, pieceLayout, pieceRange, type PieceLayout } from './pieces.ts';
 
 const MAGIC = 'SPB1';
 const HEADER = 16; // magic(4) size(8) pieceLength(4)
@@ -22,13 +22,13 @@ export class PartialBlob {
   readonly layout: PieceLayout;
   readonly bitfield: Bitfield;
   readonly path: string;
+  /** called once for each piece that becomes complete */
+  onPiece: (piece: number) => void = () => {};
   private readonly finalPath: string;
   private readonly data: FileHandle;
   private readonly pieces: FileHandle;
-  private readonly pieceBytes = new Map<number, number>();
-  // sha256 over the contiguous prefix written so far: a fresh sequential download needs no second read.
-  private hash: Hash = createHash('sha256');
-  private hashedUpTo = 0;
+  // Bytes written per 16 KiB block of each piece in progress: a block counts once even if two peers send it.
+  private readonly blocks = new Map<number, Uint32Array>();
   private persistTimer: NodeJS.Timeout | null = null;
   private persisting: Promise<void> = Promise.resolve();
   private closed = false;
@@ -45,14 +45,8 @@ export class PartialBlob {
 
   static async open(path: string, finalPath: string, desc: Pick<Descriptor, 'digest' | 'size'>): Promise<PartialBlob> {
     const layout = pieceLayout(desc.size);
-    const data = await open(path, 'a+').then(async (fh) => {
-      await fh.close();
-      return open(path, 'r+');
-    });
-    const pieces = await open(path + '.pieces', 'a+').then(async (fh) => {
-      await fh.close();
-      return open(path + '.pieces', 'r+');
-    });
+    const data = await openReadWrite(path);
+    const pieces = await openReadWrite(path + '.pieces');
     const bitfield = new Bitfield(layout.count);
     const header = Buffer.alloc(HEADER + bitfield.buffer.length);
     const { bytesRead } = await pieces.read(header, 0, header.length, 0);
@@ -74,7 +68,9 @@ export class PartialBlob {
 
   get completedBytes(): number {
     let n = 0;
-    for (let i = 0; i < this.layout.count; i++) if (this.bitfield.get(i)) n += pieceRange(this.layout, i).end - pieceRange(this.layout, i).start;
+    for (let i = 0; i < this.layout.count; i++) {
+      if (this.bitfield.get(i)) n += pieceRange(this.layout, i).end - pieceRange(this.layout, i).start;
+    }
     return n;
   }
 
@@ -91,41 +87,79 @@ export class PartialBlob {
     return out;
   }
 
-  /** Write bytes of missing pieces; a piece is marked once all its bytes were written. Each byte once. */
+  /**
+   * Write bytes of missing pieces. Bytes of complete blocks are skipped (a duplicate from a second source),
+   * and a piece is marked, and reported through onPiece, once every block of it was written.
+   */
   async write(chunk: Buffer, offset: number): Promise<void> {
-    if (offset + chunk.length > this.desc.size) throw integrityError(`blob ${this.desc.digest}: data beyond its declared size ${this.desc.size}`);
-    let written = 0;
-    while (written < chunk.length) {
-      const { bytesWritten } = await this.data.write(chunk, written, chunk.length - written, offset + written);
-      written += bytesWritten;
+    if (offset < 0 || offset + chunk.length > this.desc.size) {
+      throw integrityError(`blob ${this.desc.digest}: data beyond its declared size ${this.desc.size}`);
     }
-    if (offset === this.hashedUpTo) {
-      this.hash.update(chunk);
-      this.hashedUpTo += chunk.length;
-    }
-    const len = this.layout.pieceLength;
-    for (let pos = offset; pos < offset + chunk.length; ) {
-      const piece = Math.floor(pos / len);
-      const { end } = pieceRange(this.layout, piece);
-      const n = Math.min(end, offset + chunk.length) - pos;
-      const total = (this.pieceBytes.get(piece) ?? 0) + n;
-      if (total >= end - piece * len) {
-        this.pieceBytes.delete(piece);
-        this.bitfield.set(piece);
-        this.schedulePersist();
-      } else this.pieceBytes.set(piece, total);
+    const end = offset + chunk.length;
+    for (let pos = offset; pos < end; ) {
+      const piece = Math.floor(pos / this.layout.pieceLength);
+      const range = pieceRange(this.layout, piece);
+      const block = Math.floor((pos - range.start) / BLOCK_SIZE);
+      const blockStart = range.start + block * BLOCK_SIZE;
+      const blockLen = Math.min(BLOCK_SIZE, range.end - blockStart);
+      const n = Math.min(blockStart + blockLen, end) - pos;
+      if (!this.bitfield.get(piece)) {
+        let counts = this.blocks.get(piece);
+        if (!counts) this.blocks.set(piece, (counts = new Uint32Array(Math.ceil((range.end - range.start) / BLOCK_SIZE))));
+        if (counts[block]! < blockLen) {
+          await this.writeAt(chunk.subarray(pos - offset, pos - offset + n), pos);
+          counts[block] = Math.min(blockLen, counts[block]! + n);
+          if (counts.every((c, b) => c === Math.min(BLOCK_SIZE, range.end - range.start - b * BLOCK_SIZE))) {
+            this.blocks.delete(piece);
+            this.bitfield.set(piece);
+            this.schedulePersist();
+            this.onPiece(piece);
+          }
+        }
+      }
       pos += n;
     }
   }
 
-  /** Forget pieces (and partial piece counts): they will be fetched again. */
+  private async writeAt(buf: Buffer, position: number): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await this.data.write(buf, done, buf.length - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
+  /** A fetch of this piece failed midway: forget its blocks so another source starts it afresh. */
+  abandon(piece: number): void {
+    this.blocks.delete(piece);
+  }
+
+  /** Forget complete pieces (they will be fetched again); all of them without an argument. */
   resetPieces(pieces?: number[]): void {
     if (pieces) for (const p of pieces) this.bitfield.set(p, false);
     else this.bitfield.clear();
-    this.pieceBytes.clear();
-    this.hash = createHash('sha256');
-    this.hashedUpTo = 0;
+    this.blocks.clear();
     this.schedulePersist();
+  }
+
+  /** Read piece i from disk (it must be complete, or be checked by the caller). */
+  async readPiece(piece: number): Promise<Buffer> {
+    const { start, end } = pieceRange(this.layout, piece);
+    const buf = Buffer.allocUnsafe(end - start);
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await this.data.read(buf, done, buf.length - done, start + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  /** sha256 of the data on disk matches the descriptor (all pieces must be present). */
+  async verify(): Promise<boolean> {
+    const hash = createHash('sha256');
+    for await (const c of createReadStream(this.path, { highWaterMark: 1 << 20 })) hash.update(c as Buffer);
+    return 'sha256:' + hash.digest('hex') === this.desc.digest;
   }
 
   /**
@@ -134,16 +168,10 @@ export class PartialBlob {
    */
   async commit(): Promise<string> {
     if (!this.bitfield.isComplete()) throw new Error(`blob ${this.desc.digest} is not complete`);
-    if (this.hashedUpTo < this.desc.size) {
-      // Resumed or out of order: hash what is on disk, from where the running hash stopped.
-      for await (const c of createReadStream(this.path, { start: this.hashedUpTo, highWaterMark: 1 << 20 })) this.hash.update(c as Buffer);
-      this.hashedUpTo = this.desc.size;
-    }
-    const actual = 'sha256:' + this.hash.digest('hex');
-    if (actual !== this.desc.digest) {
+    if (!(await this.verify())) {
       this.resetPieces();
       await this.flush();
-      throw integrityError(`blob ${this.desc.digest} failed verification (got ${actual})`);
+      throw integrityError(`blob ${this.desc.digest} failed verification`);
     }
     await this.data.datasync();
     await this.close();
@@ -184,4 +212,10 @@ export class PartialBlob {
     await this.data.close().catch(() => {});
     await this.pieces.close().catch(() => {});
   }
+}
+
+/** Open for reading and writing, creating the file if needed (without truncating it). */
+async function openReadWrite(path: string): Promise<FileHandle> {
+  await (await open(path, 'a')).close();
+  return open(path, 'r+');
 }

@@ -1,5 +1,7 @@
 // Piece layout of a blob: a function of its size only, so every peer derives the same layout without a tracker.
 const MIN_PIECE = 256 * 1024;
+/** Bytes asked for in one wire request; pieces are whole multiples of it. */
+export const BLOCK_SIZE = 16 * 1024;
 const TARGET_PIECES = 1024;
 
 /** Smallest power of two >= 256 KiB that keeps a blob at or under ~1024 pieces. */

@@ -1,0 +1,402 @@
+// LAN peer discovery over mDNS with DNS-SD subtypes (RFC 6762, RFC 6763 §7.1).
+//
+// Each swarm (blob) is a subtype `_<base32 id>._sub._swarmpull._tcp.local`. A process answers for the subtypes of
+// the blobs it holds or fetches, and asks for those it wants, repeating with back-off so that hosts starting at
+// the same moment find each other. Nothing is cached: a peer is reported once per lookup, and the caller
+// decides when it has enough.
+//
+// Everything read from the socket is hostile: the handlers below check every field they use, never throw,
+// and keep memory bounded (peers per lookup, lookups, records read per packet).
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
+import type { RemoteInfo } from 'node:dgram';
+import makeMdns from 'multicast-dns';
+import type { MulticastDNS } from 'multicast-dns';
+import type { Answer, Question } from 'dns-packet';
+import { SERVICE, subtypeLabel, subtypeName } from './ids.ts';
+
+export interface Peer {
+  host: string;
+  port: number;
+}
+
+export interface MdnsOptions {
+  /** Our wire (BitTorrent) TCP port, advertised in SRV records. */
+  port: number;
+  /** IPv4 address of the interface to use; default: the first non-internal IPv4 address. */
+  interfaceAddress?: string;
+  log?: (m: string) => void;
+  /** UDP port of mDNS; 5353 unless a test wants its own. */
+  mdnsPort?: number;
+  /** Distinct peers remembered (and reported) per lookup. */
+  maxPeersPerId?: number;
+  /** Swarms that may be looked up at once. */
+  maxLookups?: number;
+}
+
+interface Lookup {
+  id: Buffer;
+  name: string;
+  /** current back-off step (ms) and when the next query is due (epoch ms) */
+  interval: number;
+  nextAt: number;
+  /** `host:port` of peers already reported */
+  peers: Set<string>;
+}
+
+const MDNS_PORT = 5353;
+const TTL = 120; // RFC 6762 §10 value for records tied to a host; nobody here caches them anyway
+const FIRST_INTERVAL = 250;
+const MAX_INTERVAL = 5000;
+/** Per packet: keep under a 1500-byte Ethernet MTU (a question is ~66 bytes, a PTR answer ~120). */
+const QUESTIONS_PER_PACKET = 16;
+const ANSWERS_PER_PACKET = 8;
+/** Records looked at per received packet; a UDP datagram can hold thousands of tiny bogus ones. */
+const MAX_RECORDS = 256;
+/** RFC 6762 §6: do not multicast the same record again within a second, whoever asks. */
+const MULTICAST_HOLDOFF = 1000;
+
+const SUBTYPE_RE = /^_([a-z2-7]{32})\._sub\._swarmpull\._tcp\.local\.?$/;
+
+export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer] }> {
+  readonly address: string;
+  /** our DNS-SD instance name and SRV target; the random part tells two processes on one host apart */
+  readonly instance: string;
+  readonly target: string;
+  private readonly port: number;
+  private readonly mdnsPort: number;
+  private readonly maxPeersPerId: number;
+  private readonly maxLookups: number;
+  private readonly log: (m: string) => void;
+  private mdns: MulticastDNS | undefined;
+  private starting: Promise<void> | undefined;
+  private readonly announced = new Set<string>(); // subtype labels we answer for
+  private readonly lookups = new Map<string, Lookup>(); // by subtype label
+  private readonly lastMulticast = new Map<string, number>(); // label → when we last multicast its answer
+  private readonly pendingAnswers = new Set<string>();
+  private answerTimer: NodeJS.Timeout | undefined;
+  private queryTimer: NodeJS.Timeout | undefined;
+  private readonly logged = new Set<string>(); // log each kind of trouble once, not once per packet
+
+  constructor(opts: MdnsOptions) {
+    super();
+    if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) throw new RangeError(`bad wire port ${opts.port}`);
+    this.port = opts.port;
+    this.mdnsPort = opts.mdnsPort ?? MDNS_PORT;
+    this.maxPeersPerId = opts.maxPeersPerId ?? 256;
+    this.maxLookups = opts.maxLookups ?? 1024;
+    this.log = opts.log ?? (() => {});
+    this.address = opts.interfaceAddress ?? defaultAddress();
+    if (!isIPv4(this.address)) throw new RangeError(`interface address must be IPv4, got ${this.address}`);
+    // Namespaces and containers share the hostname, so the port and a random part make the name unique.
+    const host = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40) || 'host';
+    const label = `${host}-${this.port}-${randomBytes(4).toString('hex')}`;
+    this.instance = `${label}.${SERVICE}`;
+    this.target = `${label}.local`;
+  }
+
+  /** Bind the mDNS socket, then announce and look up whatever was asked for before. Idempotent. */
+  start(): Promise<void> {
+    this.starting ??= this.open();
+    return this.starting;
+  }
+
+  private async open(): Promise<void> {
+    // bind 0.0.0.0: a socket bound to the unicast address never sees multicast datagrams. `interface` picks
+    // the interface for the group membership and for outgoing multicast.
+    const mdns = makeMdns({ interface: this.address, bind: '0.0.0.0', port: this.mdnsPort });
+    // Warnings are decode failures (any garbage on 5353) and group-membership failures, which matter and
+    // happen before 'ready' (e.g. an interface address that is not on this host).
+    mdns.on('warning', (err: Error) => {
+      const c = code(err);
+      if (err.message.startsWith('addMembership')) {
+        this.logOnce(`membership:${c}`, `mdns: cannot join the mDNS group on ${this.address} (${err.message}): is it an address of this host?`);
+      } else {
+        this.logOnce(`warning:${c}`, c ? `mdns: ${err.message}` : `mdns: ignoring malformed packets (${err.message})`);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        mdns.destroy();
+        reject(err);
+      };
+      mdns.once('error', onError);
+      mdns.once('ready', () => {
+        mdns.removeListener('error', onError);
+        resolve();
+      });
+    });
+    mdns.on('error', (err: Error) => this.logOnce(`error:${code(err)}`, `mdns: ${err.message}`));
+    mdns.on('query', (packet, rinfo) => this.guard(() => this.onQuery(packet, rinfo)));
+    mdns.on('response', (packet, rinfo) => this.guard(() => this.onResponse(packet, rinfo)));
+    this.mdns = mdns;
+    for (const label of this.announced) this.pendingAnswers.add(label);
+    if (this.pendingAnswers.size > 0) this.scheduleAnswers(0);
+    this.scheduleQueries();
+  }
+
+  async stop(): Promise<void> {
+    await this.starting?.catch(() => {}); // a start() under way would otherwise leave a socket behind
+    this.starting = undefined;
+    clearTimeout(this.answerTimer);
+    clearTimeout(this.queryTimer);
+    this.answerTimer = this.queryTimer = undefined;
+    const mdns = this.mdns;
+    this.mdns = undefined;
+    if (mdns) await new Promise<void>((resolve) => mdns.destroy(() => resolve()));
+  }
+
+  /** Answer for this swarm from now on, and tell those already looking at once. */
+  announce(id: Buffer): void {
+    const label = subtypeLabel(id);
+    if (this.announced.has(label)) return;
+    this.announced.add(label);
+    if (!this.mdns) return; // start() announces everything announced before it
+    this.pendingAnswers.add(label);
+    this.scheduleAnswers(0); // 0, not now: announcements made in the same tick share one packet
+  }
+
+  /**
+   * Stop answering for this swarm. No goodbye (TTL 0) is sent: swarmpull peers cache nothing, and the wire
+   * listener refuses the swarm from now on anyway.
+   */
+  withdraw(id: Buffer): void {
+    const label = subtypeLabel(id);
+    this.announced.delete(label);
+    this.pendingAnswers.delete(label);
+    this.lastMulticast.delete(label);
+  }
+
+  /** Query for this swarm now and again with back-off until stopLookup; each new peer is emitted once. */
+  lookup(id: Buffer): void {
+    const label = subtypeLabel(id);
+    if (this.lookups.has(label)) return;
+    if (this.lookups.size >= this.maxLookups) throw new RangeError(`more than ${this.maxLookups} mDNS lookups at once`);
+    this.lookups.set(label, { id: Buffer.from(id), name: subtypeName(id), interval: FIRST_INTERVAL, nextAt: Date.now(), peers: new Set() });
+    this.scheduleQueries();
+  }
+
+  stopLookup(id: Buffer): void {
+    this.lookups.delete(subtypeLabel(id));
+    this.scheduleQueries();
+  }
+
+  // ---- queries we send -------------------------------------------------------------------------------------
+
+  private scheduleQueries(): void {
+    clearTimeout(this.queryTimer);
+    this.queryTimer = undefined;
+    if (!this.mdns || this.lookups.size === 0) return;
+    let next = Infinity;
+    for (const l of this.lookups.values()) next = Math.min(next, l.nextAt);
+    this.queryTimer = setTimeout(() => this.sendQueries(), Math.max(0, next - Date.now()));
+  }
+
+  private sendQueries(): void {
+    const now = Date.now();
+    // Take lookups due in the next 50 ms too, so that staggered lookups share packets instead of each
+    // waking the timer for its own.
+    const due = [...this.lookups.values()].filter((l) => l.nextAt <= now + 50);
+    for (let i = 0; i < due.length; i += QUESTIONS_PER_PACKET) {
+      const questions: Question[] = due.slice(i, i + QUESTIONS_PER_PACKET).map((l) => ({ name: l.name, type: 'PTR', class: 'IN' }));
+      this.mdns?.query({ questions }, (err) => this.sendFailed(err));
+    }
+    for (const l of due) {
+      l.nextAt = now + jitter(l.interval);
+      l.interval = Math.min(l.interval * 2, MAX_INTERVAL);
+    }
+    this.scheduleQueries();
+  }
+
+  // ---- queries we answer -----------------------------------------------------------------------------------
+
+  private onQuery(packet: unknown, rinfo: RemoteInfo): void {
+    const questions = listOf(packet, 'questions').slice(0, MAX_RECORDS);
+    const asked: Question[] = [];
+    for (const q of questions) {
+      if (!isRecord(q) || (q.type !== 'PTR' && q.type !== 'ANY')) continue;
+      // class is not checked: dns-packet 5 turns a QU-bit class into 'UNKNOWN_32769', and IN is all there is
+      const label = labelOf(q.name);
+      if (label && this.announced.has(label)) asked.push({ name: q.name as string, type: 'PTR', class: 'IN' });
+    }
+    if (asked.length === 0) return;
+    const labels = [...new Set(asked.map((q) => labelOf(q.name)!))];
+
+    if (rinfo.port !== this.mdnsPort) {
+      // A "legacy" unicast query from an ordinary resolver socket (RFC 6762 §6.7): it only hears a unicast
+      // reply that echoes its id and questions. Tools such as `dig -p 5353 @224.0.0.251` work this way.
+      const id = isRecord(packet) && typeof packet.id === 'number' ? packet.id : 0;
+      for (const part of chunks(labels, ANSWERS_PER_PACKET)) {
+        this.mdns?.respond({ id, questions: asked.slice(0, QUESTIONS_PER_PACKET), ...this.records(part, 10) }, { port: rinfo.port, address: rinfo.address }, (err) => this.sendFailed(err));
+      }
+      return;
+    }
+    const now = Date.now();
+    const held: string[] = [];
+    for (const label of labels) {
+      if (now - (this.lastMulticast.get(label) ?? -Infinity) >= MULTICAST_HOLDOFF) this.pendingAnswers.add(label);
+      else held.push(label);
+    }
+    // RFC 6762 §6: delay shared answers 20-120 ms, so that a hundred hosts answering one query spread out,
+    // and queries arriving meanwhile are answered by the same packet.
+    if (this.pendingAnswers.size > 0) this.scheduleAnswers(20 + Math.random() * 100);
+    // Multicast is held off for a second after each answer, but an asker that just started did not hear that
+    // answer: tell it alone, by unicast (what the QU bit asks for; dns-packet 5 cannot encode it). Not to our
+    // own address: that is our own query looped back (or another process here, which hears the multicast).
+    if (held.length > 0 && rinfo.address !== this.address) {
+      for (const part of chunks(held, ANSWERS_PER_PACKET)) {
+        this.mdns?.respond(this.records(part, TTL), { port: rinfo.port, address: rinfo.address }, (err) => this.sendFailed(err));
+      }
+    }
+  }
+
+  private scheduleAnswers(delay: number): void {
+    if (this.answerTimer && delay > 0) return; // a flush is already coming
+    clearTimeout(this.answerTimer);
+    this.answerTimer = setTimeout(() => this.flushAnswers(), delay);
+  }
+
+  private flushAnswers(): void {
+    this.answerTimer = undefined;
+    const labels = [...this.pendingAnswers].filter((l) => this.announced.has(l));
+    this.pendingAnswers.clear();
+    const now = Date.now();
+    for (const part of chunks(labels, ANSWERS_PER_PACKET)) {
+      this.mdns?.respond(this.records(part, TTL), (err) => this.sendFailed(err));
+      for (const l of part) this.lastMulticast.set(l, now);
+    }
+  }
+
+  /** PTR per subtype → our instance; SRV and A in the additionals, so one packet tells a peer everything. */
+  private records(labels: string[], ttl: number): { answers: Answer[]; additionals: Answer[] } {
+    return {
+      answers: labels.map((l) => ({ name: `_${l}._sub.${SERVICE}`, type: 'PTR', ttl, data: this.instance })),
+      additionals: [
+        { name: this.instance, type: 'SRV', ttl, flush: true, data: { port: this.port, target: this.target, priority: 0, weight: 0 } },
+        { name: this.target, type: 'A', ttl, flush: true, data: this.address },
+      ],
+    };
+  }
+
+  // ---- answers we hear -------------------------------------------------------------------------------------
+
+  private onResponse(packet: unknown, rinfo: RemoteInfo): void {
+    if (this.lookups.size === 0) return;
+    const records = [...listOf(packet, 'answers'), ...listOf(packet, 'additionals')].slice(0, MAX_RECORDS).filter(isRecord);
+    // index SRV and A by lowercased owner name (DNS names compare case-insensitively); first valid one wins
+    const srvs = new Map<string, { port: number; target: string }>();
+    const addrs = new Map<string, string>();
+    for (const r of records) {
+      if (typeof r.name !== 'string' || r.ttl === 0) continue; // TTL 0 is a goodbye (RFC 6762 §10.1)
+      const name = r.name.toLowerCase();
+      if (r.type === 'SRV' && isRecord(r.data) && !srvs.has(name)) {
+        const { port, target } = r.data;
+        if (Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535 && typeof target === 'string') {
+          srvs.set(name, { port: port as number, target: target.toLowerCase() });
+        }
+      } else if (r.type === 'A' && typeof r.data === 'string' && !addrs.has(name) && usableAddress(r.data, rinfo.address)) {
+        addrs.set(name, r.data);
+      }
+    }
+    for (const r of records) {
+      if (r.type !== 'PTR' || typeof r.data !== 'string' || r.ttl === 0) continue;
+      const lookup = this.lookups.get(labelOf(r.name) ?? '');
+      if (!lookup) continue;
+      const instance = r.data.toLowerCase();
+      if (instance === this.instance) continue; // our own answer, looped back
+      const srv = srvs.get(instance);
+      const host = srv && addrs.get(srv.target);
+      if (srv && host) this.found(lookup, host, srv.port);
+    }
+  }
+
+  private found(lookup: Lookup, host: string, port: number): void {
+    if (host === this.address && port === this.port) return; // us under another name: a replay
+    const key = `${host}:${port}`;
+    if (lookup.peers.has(key)) return;
+    if (lookup.peers.size >= this.maxPeersPerId) {
+      this.logOnce('peers-cap', `mdns: more than ${this.maxPeersPerId} peers for one swarm; ignoring the rest`);
+      return;
+    }
+    lookup.peers.add(key);
+    this.emit('peer', lookup.id, { host, port });
+  }
+
+  // ---- trouble ---------------------------------------------------------------------------------------------
+
+  /** Nothing may throw out of a socket handler: that would be an uncaught exception in the CLI. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logOnce(`handler:${(err as Error).message}`, `mdns: dropped a packet: ${(err as Error).stack ?? err}`);
+    }
+  }
+
+  private sendFailed(err: Error | null): void {
+    if (!err) return;
+    // ENETUNREACH: no multicast interface could be set (the membership failed: see the warning before) and
+    // there is no route for 224.0.0.0/4. Discovery then finds nobody, which static peers make up for; not
+    // worth more than one line.
+    const hint = code(err) === 'ENETUNREACH' ? ' (no multicast interface or route: check the interface address, or use --peers)' : '';
+    this.logOnce(`send:${code(err)}`, `mdns: send failed: ${err.message}${hint}`);
+  }
+
+  private logOnce(key: string, message: string): void {
+    if (this.logged.has(key) || this.logged.size > 100) return;
+    this.logged.add(key);
+    this.log(message);
+  }
+}
+
+/** The label of one of our subtype names, or undefined for any other name (or non-string). */
+function labelOf(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name.length > 100) return undefined;
+  return SUBTYPE_RE.exec(name.toLowerCase())?.[1];
+}
+
+/**
+ * Only plain unicast IPv4 addresses are dialled: not 0/8, multicast or reserved (224/3). A loopback address
+ * is believed only from a packet that itself came over loopback: a LAN host must not point us at our own
+ * local services.
+ */
+function usableAddress(a: string, from: string): boolean {
+  if (!isIPv4(a)) return false;
+  const first = Number(a.split('.')[0]);
+  if (first === 0 || first >= 224) return false;
+  if (first === 127) return from.startsWith('127.');
+  return true;
+}
+
+function defaultAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return '127.0.0.1';
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null;
+}
+
+function listOf(packet: unknown, key: string): unknown[] {
+  const v = isRecord(packet) ? packet[key] : undefined;
+  return Array.isArray(v) ? v : [];
+}
+
+function chunks<T>(xs: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+/** ±20%, so hosts started by one ssh loop do not query in lock-step forever. */
+function jitter(ms: number): number {
+  return ms * (0.8 + Math.random() * 0.4);
+}
+
+function code(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? '';
+}
