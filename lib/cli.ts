@@ -9,6 +9,9 @@ import { manifestReference, parseReference } from './reference.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
 import { BlobStore, defaultStoreRoot } from './store/store.ts';
 import { VERSION } from './version.ts';
+import { parsePeers, readPeersFile } from './swarm/static-peers.ts';
+import { loadSwarmKey } from './swarm/swarm-key.ts';
+import { DEFAULT_PORT } from './swarm/swarm.ts';
 
 interface RegistryFlags {
   plainHttp?: boolean;
@@ -17,13 +20,25 @@ interface RegistryFlags {
   debug?: boolean;
 }
 
-interface PullFlags extends RegistryFlags {
+interface SwarmFlags {
+  mdns: boolean;
+  peers?: string;
+  peersFile?: string;
+  port?: string;
+  swarmKey?: string;
+  interface?: string;
+}
+
+interface PullFlags extends RegistryFlags, SwarmFlags {
   platform?: string;
   oci?: string;
   output?: string;
   store?: string;
   json?: boolean;
   quiet?: boolean;
+  registry: boolean;
+  registryOnly?: boolean;
+  linger: string;
 }
 
 function registryOptions(flags: RegistryFlags): Omit<RegistryClientOptions, 'registry'> {
@@ -43,6 +58,45 @@ function outputSpec(flags: PullFlags): OutputSpec {
   if (flags.oci !== undefined) return { kind: 'oci', dir: flags.oci };
   if (flags.output !== undefined) return { kind: 'tar', path: flags.output };
   return { kind: 'docker' };
+}
+
+function parsePort(s: string): number {
+  const port = Number(s);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`--port ${s}: expected 0-65535`);
+  return port;
+}
+
+function parseSeconds(s: string, flag: string): number {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < 0) throw usageError(`${flag} ${s}: expected a number of seconds >= 0`);
+  return n * 1000;
+}
+
+async function swarmOptions(flags: SwarmFlags, log: (msg: string) => void) {
+  const port = flags.port === undefined ? undefined : parsePort(flags.port);
+  const staticPeers = [
+    ...(flags.peers ? parsePeers(flags.peers, DEFAULT_PORT) : []),
+    ...(flags.peersFile ? await readPeersFile(flags.peersFile, DEFAULT_PORT) : []),
+  ];
+  const swarmKey = await loadSwarmKey(flags.swarmKey);
+  return {
+    ...(port === undefined ? {} : { port }),
+    mdns: flags.mdns,
+    staticPeers,
+    ...(swarmKey ? { swarmKey } : {}),
+    ...(flags.interface ? { interfaceAddress: flags.interface } : {}),
+    log,
+  };
+}
+
+function swarmFlags(cmd: Command): Command {
+  return cmd
+    .option('--port <n>', `TCP port for peers (default ${DEFAULT_PORT}, or any free port if taken; 0: any)`)
+    .option('--no-mdns', 'do not discover peers with multicast DNS (use --peers)')
+    .option('--peers <host:port,...>', 'peers to contact, for networks without multicast')
+    .option('--peers-file <file>', 'peers one per line, or an Ansible INI inventory')
+    .option('--swarm-key <file>', 'private swarm: only peers holding this key exchange pieces (or SWARMPULL_SWARM_KEY)')
+    .option('--interface <ipv4>', 'address of the network interface for mDNS (default: the first non-loopback one)');
 }
 
 /** An AbortSignal that fires on SIGINT/SIGTERM, so a job stops cleanly and exits 130/143. */
@@ -79,7 +133,7 @@ export function buildProgram(): Command {
     // bin/swarmpull.ts prints the one error line; commander should not print it too.
     .configureOutput({ outputError: () => {} });
 
-  registryFlags(
+  registryFlags(swarmFlags(
     program
       .command('pull')
       .description('pull IMAGE into docker load (default), an OCI layout (--oci) or a tar (-o)')
@@ -89,16 +143,24 @@ export function buildProgram(): Command {
       .option('-o, --output <file>', 'write a docker-load tar to FILE, or to stdout with -')
       .addOption(new Option('--store <dir>', 'blob store directory').env('SWARMPULL_STORE').default(undefined, '$XDG_CACHE_HOME/swarmpull'))
       .option('--json', 'print one JSON result object on stdout at the end')
-      .option('-q, --quiet', 'no progress output'),
-  ).action(async (image: string, flags: PullFlags) => {
+      .option('-q, --quiet', 'no progress output')
+      .option('--registry-only', 'fetch every byte from the registry, no peers')
+      .option('--no-registry', 'fetch blobs from peers only (the manifest still comes from the registry)')
+      .option('--linger <seconds>', 'after the image is ready, keep seeding while peers still ask, at most this long', '30'),
+  )).action(async (image: string, flags: PullFlags) => {
     const reference = parseReference(image);
     const output = outputSpec(flags);
     const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
     const store = await new BlobStore(flags.store ?? defaultStoreRoot()).init();
     const mode: ProgressMode = flags.quiet ? 'quiet' : process.stderr.isTTY ? 'tty' : 'lines';
     const progress = createProgress(mode);
+    if (flags.registryOnly && !flags.registry) throw usageError('--registry-only and --no-registry leave no source of bytes');
+    const log = flags.debug ? (msg: string) => process.stderr.write(`swarmpull[debug]: ${msg}\n`) : () => {};
+    const swarm = flags.registryOnly ? undefined : { ...(await swarmOptions(flags, log)), lingerMs: parseSeconds(flags.linger, '--linger') };
     try {
       const result = await pull({
+        ...(swarm ? { swarm } : {}),
+        useRegistryForBlobs: flags.registry,
         reference,
         store,
         output,

@@ -1,9 +1,13 @@
-// Bring one blob into the store from the registry, resuming a partial download and verifying the result.
-// (The swarm replaces the "missing ranges from the registry" step with a piece scheduler over peers + registry.)
-import { ExitCode, SwarmpullError } from './errors.ts';
+// Bring one blob into the store: from the store itself if it is there, else through its swarm (peers and the
+// registry as a web seed), resuming a partial download and verifying the result.
 import type { Descriptor } from './image/types.ts';
 import type { RegistryClient } from './registry/client.ts';
+import { BlobSwarm, type RegistrySource } from './swarm/blob-swarm.ts';
+import { Slots } from './swarm/semaphore.ts';
+import { swarmId } from './swarm/ids.ts';
+import type { Swarm } from './swarm/swarm.ts';
 import type { BlobStore } from './store/store.ts';
+import { pieceLength } from './store/pieces.ts';
 
 export interface BlobProgress {
   /** bytes that arrived for this blob, and from where */
@@ -15,8 +19,13 @@ export interface BlobProgress {
 
 export interface DownloadContext {
   store: BlobStore;
-  registry: RegistryClient;
+  /** the registry as a source of blob bytes; absent with --no-registry */
+  registry?: RegistryClient;
   repository: string;
+  /** the LAN swarm; absent with --registry-only */
+  swarm?: Swarm;
+  /** registry requests at once when there is no swarm */
+  registrySlots: Slots;
   progress: BlobProgress;
   signal: AbortSignal;
 }
@@ -26,42 +35,49 @@ const LOCK_WAIT_MS = 60 * 60 * 1000;
 /** The store path of the verified blob. */
 export async function downloadBlob(ctx: DownloadContext, desc: Descriptor): Promise<string> {
   const { store, progress, signal } = ctx;
-  if (await store.has(desc)) {
+  const cached = async () => {
     progress.cached(desc, desc.size);
-    return store.blobPath(desc.digest);
-  }
+    const path = store.blobPath(desc.digest);
+    // What we hold, we share.
+    if (ctx.swarm) await ctx.swarm.blob(desc, false).seedFrom(path);
+    return path;
+  };
+  if (await store.has(desc)) return cached();
   const lock = await store.lockBlob(desc.digest, {
     timeoutMs: LOCK_WAIT_MS,
     signal,
     onWait: () => progress.log(`waiting for another swarmpull on this host that is fetching ${desc.digest.slice(0, 19)}`),
   });
   try {
-    if (await store.has(desc)) {
-      progress.cached(desc, desc.size);
-      return store.blobPath(desc.digest);
-    }
+    if (await store.has(desc)) return await cached();
     const partial = await store.openPartial(desc);
     try {
       if (partial.completedBytes > 0) progress.cached(desc, partial.completedBytes);
-      // One more full fetch after a failed verification: a registry or disk glitch should not fail the pull.
-      for (let attempt = 1; ; attempt++) {
-        for (const range of partial.missingRanges()) {
-          await ctx.registry.readBlob(ctx.repository, desc.digest, range.start, range.end, async (chunk, offset) => {
-            await partial.write(chunk, offset);
-            progress.bytes(desc, chunk.length, 'registry');
-          }, signal);
-        }
-        try {
-          return await partial.commit();
-        } catch (err) {
-          if (!(err instanceof SwarmpullError && err.exitCode === ExitCode.integrity) || attempt >= 2) throw err;
-          progress.log(`${(err as Error).message}; fetching it again`);
-        }
-      }
+      const blob = ctx.swarm
+        ? ctx.swarm.blob(desc, true)
+        : new BlobSwarm({
+            desc,
+            infoHash: swarmId(desc.digest, pieceLength(desc.size)),
+            peerContext: { ourId: Buffer.alloc(20), listenPort: 0 },
+            registrySlots: ctx.registrySlots,
+            usePeers: false,
+          });
+      const path = await blob.download(partial, {
+        ...(ctx.registry ? { registry: registrySource(ctx.registry, ctx.repository, desc.digest) } : {}),
+        progress: { bytes: (n, source) => progress.bytes(desc, n, source), log: progress.log },
+        signal,
+      });
+      ctx.swarm?.haveBlob(blob);
+      if (!ctx.swarm) await blob.close();
+      return path;
     } finally {
       await partial.close();
     }
   } finally {
     await lock.release();
   }
+}
+
+function registrySource(client: RegistryClient, repository: string, digest: string): RegistrySource {
+  return { readRange: (start, end, onData, signal) => client.readBlob(repository, digest, start, end, onData, signal) };
 }

@@ -1,6 +1,6 @@
 // The pull job: resolve at the registry, plan the blobs, bring each into the store, hand each to the output.
 import { failure } from './errors.ts';
-import { downloadBlob, type BlobProgress } from './download.ts';
+import { downloadBlob, type BlobProgress, type DownloadContext } from './download.ts';
 import { choosePlatform, parseManifest } from './image/manifest.ts';
 import { formatPlatform, hostPlatform } from './image/platform.ts';
 import { INDEX_MEDIA_TYPES, type Descriptor, type ManifestBlob, type Platform } from './image/types.ts';
@@ -10,8 +10,20 @@ import type { ImageSink, ResolvedImage } from './output/sink.ts';
 import { formatReference, manifestReference, type Reference } from './reference.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
 import type { BlobStore } from './store/store.ts';
+import { Slots } from './swarm/semaphore.ts';
+import { Swarm, type SwarmOptions } from './swarm/swarm.ts';
 
 const MAX_CONFIG_SIZE = 8 << 20;
+/** registry requests at once per host (a fleet multiplies it: keep it small) */
+const REGISTRY_CONCURRENCY = 4;
+/** lingering ends once no peer asked for anything for this long */
+const LINGER_IDLE_MS = 3000;
+
+export interface SwarmSettings extends Omit<SwarmOptions, 'registryConcurrency' | 'log'> {
+  /** seed after the image is ready, at most this long */
+  lingerMs: number;
+  log: (msg: string) => void;
+}
 
 export interface PullOptions {
   reference: Reference;
@@ -21,6 +33,10 @@ export interface PullOptions {
   registry: Omit<RegistryClientOptions, 'registry'>;
   /** blobs downloaded at once */
   concurrency?: number;
+  /** the LAN swarm; absent with --registry-only */
+  swarm?: SwarmSettings;
+  /** false with --no-registry: blobs come from peers only (manifests still from the registry) */
+  useRegistryForBlobs?: boolean;
   signal: AbortSignal;
   progress: PullProgress;
 }
@@ -78,12 +94,22 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   const stop = new AbortController();
   const signal = AbortSignal.any([opts.signal, stop.signal]);
   const registry = new RegistryClient({ ...opts.registry, registry: ref.registry });
+  const swarmSettings = opts.swarm;
+  let swarm: Swarm | undefined;
   let sink: ImageSink | undefined;
   const bytes = { registry: 0, peers: 0, cached: 0 };
+  // Listen and discover while the registry resolves the reference.
+  const swarmStarted = swarmSettings ? new Swarm({ ...swarmSettings, registryConcurrency: REGISTRY_CONCURRENCY }).start() : undefined;
+  swarmStarted?.catch(() => {});
   try {
     const image = await resolveImage(registry, ref, opts.platform ?? hostPlatform(), signal);
-    if (image.index) await store.putBytes(image.index.digest, image.index.body);
-    await store.putBytes(image.manifest.digest, image.manifest.body);
+    swarm = await swarmStarted;
+    for (const m of [image.index, image.manifest]) {
+      if (!m) continue;
+      const path = await store.putBytes(m.digest, m.body);
+      // Peers may ask for manifests by digest when their registry is out of reach.
+      await swarm?.blob({ digest: m.digest, size: m.body.length }, false).seedFrom(path);
+    }
     sink = await openOutput(opts.output, image);
     const blobs = dedupe([image.config, ...image.layers]);
     progress.planned(image, blobs);
@@ -99,10 +125,19 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       },
       log: (msg) => progress.log(msg),
     };
+    const context: DownloadContext = {
+      store,
+      repository: ref.repository,
+      ...(opts.useRegistryForBlobs === false ? {} : { registry }),
+      ...(swarm ? { swarm } : {}),
+      registrySlots: new Slots(REGISTRY_CONCURRENCY),
+      progress: counting,
+      signal,
+    };
     const added: Promise<void>[] = [];
     const fetchBlob = async (desc: Descriptor) => {
       try {
-        const path = await downloadBlob({ store, registry, repository: ref.repository, progress: counting, signal }, desc);
+        const path = await downloadBlob(context, desc);
         progress.blobDone(desc);
         // Hand the blob on without holding a download slot; the sink serialises its writes.
         const adding = sink!.addBlob(desc, path);
@@ -116,10 +151,15 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     // The config first: it names the platform of a single-platform image.
     await fetchBlob(image.config);
     if (!image.index) image.platform = await configPlatform(store, image.config, image.platform);
-    await mapLimit(blobs.slice(1), opts.concurrency ?? 4, fetchBlob);
+    await mapLimit(blobs.slice(1), opts.concurrency ?? 8, fetchBlob);
     await Promise.all(added);
     const result = await sink.commit();
     const ready = Date.now();
+    progress.log(`image ready: ${result}`);
+    if (swarm && swarmSettings) {
+      if (swarmSettings.lingerMs > 0) progress.log('seeding to peers that still need pieces (--linger)');
+      await swarm.linger(swarmSettings.lingerMs, LINGER_IDLE_MS, opts.signal);
+    }
     return {
       reference: formatReference(ref),
       digest: image.index?.digest ?? image.manifest.digest,
@@ -128,7 +168,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       output: sink.description,
       result,
       bytes: { total: blobs.reduce((a, b) => a + b.size, 0), ...bytes },
-      peers: { seen: 0, used: 0 },
+      peers: { seen: swarm?.peersSeen.size ?? 0, used: swarm?.peersUsed ?? 0 },
       startedAt: new Date(started).toISOString(),
       readyAt: new Date(ready).toISOString(),
       durationMs: ready - started,
@@ -137,6 +177,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     await sink?.abort();
     throw opts.signal.aborted ? (opts.signal.reason ?? err) : err;
   } finally {
+    await (swarm ?? (await swarmStarted?.catch(() => undefined)))?.stop();
     await registry.close();
   }
 }

@@ -29,6 +29,8 @@ export class PartialBlob {
   private readonly pieces: FileHandle;
   // Bytes written per 16 KiB block of each piece in progress: a block counts once even if two peers send it.
   private readonly blocks = new Map<number, Uint32Array>();
+  /** set by a successful verify(), cleared by any write: commit() moves only verified data */
+  private verified = false;
   private persistTimer: NodeJS.Timeout | null = null;
   private persisting: Promise<void> = Promise.resolve();
   private closed = false;
@@ -108,8 +110,10 @@ export class PartialBlob {
         if (!counts) this.blocks.set(piece, (counts = new Uint32Array(Math.ceil((range.end - range.start) / BLOCK_SIZE))));
         if (counts[block]! < blockLen) {
           await this.writeAt(chunk.subarray(pos - offset, pos - offset + n), pos);
+          this.verified = false;
           counts[block] = Math.min(blockLen, counts[block]! + n);
-          if (counts.every((c, b) => c === Math.min(BLOCK_SIZE, range.end - range.start - b * BLOCK_SIZE))) {
+          // Another write may have completed the piece while this one waited for the disk.
+          if (!this.bitfield.get(piece) && this.blocks.get(piece) === counts && counts.every((c, b) => c === Math.min(BLOCK_SIZE, range.end - range.start - b * BLOCK_SIZE))) {
             this.blocks.delete(piece);
             this.bitfield.set(piece);
             this.schedulePersist();
@@ -139,6 +143,7 @@ export class PartialBlob {
     if (pieces) for (const p of pieces) this.bitfield.set(p, false);
     else this.bitfield.clear();
     this.blocks.clear();
+    this.verified = false;
     this.schedulePersist();
   }
 
@@ -157,22 +162,16 @@ export class PartialBlob {
 
   /** sha256 of the data on disk matches the descriptor (all pieces must be present). */
   async verify(): Promise<boolean> {
+    if (!this.bitfield.isComplete()) throw new Error(`blob ${this.desc.digest} is not complete`);
     const hash = createHash('sha256');
     for await (const c of createReadStream(this.path, { highWaterMark: 1 << 20 })) hash.update(c as Buffer);
-    return 'sha256:' + hash.digest('hex') === this.desc.digest;
+    this.verified = 'sha256:' + hash.digest('hex') === this.desc.digest;
+    return this.verified;
   }
 
-  /**
-   * All pieces present: check sha256 and move the file into the store. On a mismatch every piece is forgotten
-   * and an integrity error thrown; the caller decides whether to fetch again.
-   */
+  /** Move the verified blob into the store; throws an integrity error unless verify() just succeeded. */
   async commit(): Promise<string> {
-    if (!this.bitfield.isComplete()) throw new Error(`blob ${this.desc.digest} is not complete`);
-    if (!(await this.verify())) {
-      this.resetPieces();
-      await this.flush();
-      throw integrityError(`blob ${this.desc.digest} failed verification`);
-    }
+    if (!this.verified) throw integrityError(`blob ${this.desc.digest} failed verification`);
     await this.data.datasync();
     await this.close();
     await rename(this.path, this.finalPath);

@@ -55,6 +55,7 @@ test('partial blob: resumes from its bitfield after close, verifies before commi
   assert.equal(p.completedBytes, 256 * KiB);
   assert.deepEqual(p.missingRanges(), [{ start: 256 * KiB, end: data.length }]);
   await p.write(data.subarray(256 * KiB), 256 * KiB);
+  assert.ok(await p.verify());
   const path = await p.commit();
   assert.deepEqual(await readFile(path), data);
   assert.ok(await store.has(desc));
@@ -71,7 +72,9 @@ test('partial blob: a digest mismatch forgets every piece and is an integrity er
   const bad = Buffer.from(data);
   bad[1000]! ^= 1;
   await p.write(bad, 0);
+  assert.equal(await p.verify(), false);
   await assert.rejects(p.commit(), (e: unknown) => e instanceof SwarmpullError && e.exitCode === ExitCode.integrity);
+  p.resetPieces();
   assert.equal(p.completedBytes, 0);
   assert.ok(!(await store.has(desc)));
   await p.close();
@@ -79,6 +82,34 @@ test('partial blob: a digest mismatch forgets every piece and is an integrity er
   const q = await store.openPartial(desc);
   await assert.rejects(q.write(Buffer.alloc(10), data.length - 5), /beyond its declared size/);
   await q.close();
+});
+
+test('partial blob: duplicate blocks count once, an abandoned piece starts afresh, onPiece fires once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'swarmpull-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await new BlobStore(dir).init();
+  const data = randomBytes(512 * KiB);
+  const desc = { digest: sha256Digest(data), size: data.length };
+  const p = await store.openPartial(desc);
+  const done: number[] = [];
+  p.onPiece = (i) => done.push(i);
+  const block = (i: number) => data.subarray(i * 16 * KiB, (i + 1) * 16 * KiB);
+  // piece 0: every block but the last, some twice (two peers in the endgame)
+  for (let b = 0; b < 15; b++) await p.write(block(b), b * 16 * KiB);
+  await p.write(block(3), 3 * 16 * KiB);
+  assert.deepEqual(done, []);
+  await p.write(block(15), 15 * 16 * KiB);
+  assert.deepEqual(done, [0]);
+  await p.write(block(15), 15 * 16 * KiB);
+  assert.deepEqual(done, [0], 'a complete piece is not reported again');
+  // piece 1: half from one source, abandoned, then all of it from another (concurrently)
+  await p.write(data.subarray(256 * KiB, 384 * KiB), 256 * KiB);
+  p.abandon(1);
+  await Promise.all(Array.from({ length: 16 }, (_, b) => p.write(block(16 + b), (16 + b) * 16 * KiB)));
+  assert.deepEqual(done, [0, 1]);
+  assert.ok(await p.verify());
+  await p.commit();
+  assert.deepEqual(await readFile(store.blobPath(desc.digest)), data);
 });
 
 test('putBytes refuses bytes that do not match the digest', async (t) => {

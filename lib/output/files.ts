@@ -1,0 +1,38 @@
+// Durable, atomic file updates for the outputs: write beside the target, fsync, rename over it, fsync the
+// directory. A reader (or a crash) sees the old file or the new one, never half of one.
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** A temp name beside `path` (same directory, so the rename is atomic), unique to this process. */
+export function tempPath(path: string, tag = 'tmp'): string {
+  return `${path}.${tag}-${process.pid}`;
+}
+
+/** fsync a file or a directory by path (for a directory: makes renames and new entries in it durable). */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Replace `path` with `data` atomically and durably. */
+export async function writeFileAtomic(path: string, data: Buffer, mode = 0o644): Promise<void> {
+  const tmp = tempPath(path);
+  try {
+    const fh = await open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncPath(dirname(path));
+}

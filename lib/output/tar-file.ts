@@ -1,0 +1,83 @@
+// `-o FILE` / `-o -`: the docker-load tar written to a file or to stdout.
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { failure, usageError } from '../errors.ts';
+import type { Descriptor } from '../image/types.ts';
+import { DockerTarWriter } from './docker-tar.ts';
+import { fsyncPath, tempPath } from './files.ts';
+import type { ImageSink, ResolvedImage } from './sink.ts';
+
+export async function openTarFile(path: string, image: ResolvedImage): Promise<ImageSink> {
+  return path === '-' ? openStdout(image) : openFile(resolve(path), image);
+}
+
+/** The tar goes to `FILE.tmp-<pid>` and is renamed to FILE on commit: FILE is the complete image or what it was before. */
+async function openFile(target: string, image: ResolvedImage): Promise<ImageSink> {
+  const existing = await stat(target).catch(() => undefined);
+  if (existing?.isDirectory()) throw usageError(`-o ${target}: is a directory (for an OCI image layout use --oci DIR)`);
+  const tmp = tempPath(target);
+  // Open now, not at the first blob, so a missing directory or a permission problem fails before any download.
+  const fh = await open(tmp, 'w', 0o644).catch((err: NodeJS.ErrnoException) => {
+    throw failure(`cannot write ${target}: ${err.code === 'ENOENT' ? `directory ${dirname(target)} does not exist` : err.message}`, err);
+  });
+  const writer = new DockerTarWriter(image, fh.createWriteStream());
+  let state: 'open' | 'committed' | 'aborted' = 'open';
+  return {
+    description: `tar:${target}`,
+    addBlob: (desc: Descriptor, path: string) => writer.addBlob(desc, path),
+    async commit() {
+      await writer.finish();
+      await fsyncPath(tmp); // the data must be on disk before the name points at it
+      await rename(tmp, target);
+      await fsyncPath(dirname(target));
+      state = 'committed';
+      return `wrote ${target}`;
+    },
+    async abort() {
+      if (state !== 'open') return;
+      state = 'aborted';
+      await writer.destroy();
+      await rm(tmp, { force: true }).catch(() => {});
+    },
+  };
+}
+
+/** `-o -`: nothing can be taken back once written, but the metadata comes last, so a cut-short stream never loads. */
+async function openStdout(image: ResolvedImage): Promise<ImageSink> {
+  const out = process.stdout;
+  // As docker save does: a binary tar on a terminal is never what was meant, and would garble it.
+  if (out.isTTY) throw usageError('-o -: refusing to write an image tar to a terminal; redirect stdout or give -o FILE');
+  // A reader that goes away (EPIPE) fails the pull with that error instead of crashing the process.
+  const onError = () => {};
+  out.on('error', onError);
+  const writer = new DockerTarWriter(image, forwardTo(out));
+  let state: 'open' | 'committed' | 'aborted' = 'open';
+  return {
+    description: 'tar:stdout',
+    addBlob: (desc: Descriptor, path: string) => writer.addBlob(desc, path),
+    async commit() {
+      await writer.finish();
+      out.off('error', onError);
+      state = 'committed';
+      return 'wrote the tar to stdout';
+    },
+    async abort() {
+      if (state !== 'open') return;
+      state = 'aborted';
+      await writer.destroy();
+      out.off('error', onError);
+    },
+  };
+}
+
+/** A writable that hands chunks to `out` one at a time (each write waits for the previous to flush: back-pressure)
+ *  and never ends or destroys `out`: process.stdout outlives the sink. */
+function forwardTo(out: NodeJS.WritableStream): Writable {
+  return new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _encoding, callback) {
+      out.write(chunk, (err) => callback(err ?? null));
+    },
+  });
+}

@@ -1,0 +1,294 @@
+// One TCP connection to one peer about one blob: the BitTorrent handshake, swarmpull's extension handshake
+// (listen port, swarm-key proof), bitfields and haves, block requests both ways. Bounded against hostile peers:
+// message size, outstanding requests, time to get ready.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import bencode from 'bencode';
+import Wire from 'bittorrent-protocol';
+import { Bitfield } from '../store/bitfield.ts';
+import { BLOCK_SIZE } from '../store/pieces.ts';
+import { checkProof, proof } from './swarm-key.ts';
+
+const EXT = 'swarmpull';
+/** the largest message we accept: a block plus headers, or an extension message (bitfields are smaller) */
+const MAX_MESSAGE = 64 * 1024;
+/** requests a peer may have outstanding with us; more is abuse */
+const MAX_PEER_REQUESTS = 512;
+const READY_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 8_000;
+
+/** A Wire that refuses oversized messages instead of buffering them (the library accepts up to 4 GiB). */
+class BoundedWire extends Wire {
+  _onMessageLength(buffer: Uint8Array): void {
+    const length = ((buffer[0]! << 24) >>> 0) + (buffer[1]! << 16) + (buffer[2]! << 8) + buffer[3]!;
+    if (length > MAX_MESSAGE) {
+      this.destroy(new Error(`message of ${length} bytes`));
+      return;
+    }
+    (Wire.prototype as unknown as { _onMessageLength(b: Uint8Array): void })._onMessageLength.call(this, buffer);
+  }
+}
+
+export interface PeerContext {
+  infoHash: Buffer;
+  ourId: Buffer;
+  listenPort: number;
+  swarmKey?: Buffer;
+  pieceCount: number;
+  pieceLength: (piece: number) => number;
+  /** our bitfield now (sent when the peer is ready) */
+  ourBits(): Bitfield;
+  /** read a block we have, for an upload */
+  readBlock(piece: number, offset: number, length: number): Promise<Buffer>;
+}
+
+export interface PeerEvents {
+  ready: [];
+  have: [piece: number];
+  bitfield: [];
+  claim: [pieces: number[]];
+  pex: [peers: { host: string; port: number }[]];
+  upload: [bytes: number];
+  close: [reason: string];
+}
+
+export class Peer extends EventEmitter<PeerEvents> {
+  readonly socket: Socket;
+  readonly host: string;
+  readonly outgoing: boolean;
+  /** hex peer id, known after the handshake */
+  id = '';
+  /** the peer's listening port (from its extension handshake), for PEX and dedupe */
+  listenPort = 0;
+  bits: Bitfield;
+  ready = false;
+  /** blocks we asked for and have not received */
+  inflight = 0;
+  /** blocks this peer delivered to us */
+  delivered = 0;
+  private readonly wire: BoundedWire;
+  private readonly nonce = randomBytes(16);
+  private ctx: PeerContext | null = null;
+  private peerNonce: Buffer | null = null;
+  private authed = false;
+  private gotExtHandshake = false;
+  private closed = false;
+  private readonly readyTimer: NodeJS.Timeout;
+
+  constructor(socket: Socket, outgoing: boolean) {
+    super();
+    this.socket = socket;
+    this.outgoing = outgoing;
+    this.host = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.bits = new Bitfield(0);
+    this.wire = new BoundedWire(outgoing ? 'tcpOutgoing' : 'tcpIncoming');
+    socket.setNoDelay(true);
+    socket.pipe(this.wire).pipe(socket);
+    this.wire.extendedMapping[1] = EXT;
+    this.wire.setTimeout(REQUEST_TIMEOUT_MS, true);
+    this.readyTimer = setTimeout(() => this.close('not ready in time'), READY_TIMEOUT_MS);
+    this.readyTimer.unref();
+    const onEnd = (why: string) => () => this.close(why);
+    socket.on('error', (e) => this.close(`socket: ${e.message}`));
+    socket.on('close', onEnd('socket closed'));
+    this.wire.on('error', (e: Error) => this.close(`protocol: ${e.message}`));
+    this.wire.on('close', onEnd('wire closed'));
+    this.wire.on('extended', (ext, payload) => this.onExtended(ext, payload));
+    this.wire.on('bitfield', (bits) => this.onBitfield(bits));
+    this.wire.on('have-all', () => this.onHaveAll());
+    this.wire.on('have', (i) => this.onHave(i));
+    this.wire.on('request', (i, offset, length, respond) => this.onRequest(i, offset, length, respond));
+    this.wire.on('timeout', () => this.close('a request timed out'));
+  }
+
+  /** The handshake's info hash, for an incoming connection to pick its blob. */
+  onHandshake(cb: (infoHash: string, peerId: string) => void): void {
+    this.wire.on('handshake', (infoHash, peerId) => {
+      this.id = peerId;
+      cb(infoHash, peerId);
+    });
+  }
+
+  /** Start (outgoing) or answer (incoming) the handshake for a blob. */
+  attach(ctx: PeerContext): void {
+    this.ctx = ctx;
+    this.bits = new Bitfield(ctx.pieceCount);
+    this.wire.extendedHandshake = { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0 };
+    this.wire.handshake(ctx.infoHash, ctx.ourId, { fast: true });
+  }
+
+  private onExtended(ext: string | number, payload: Record<string, unknown> | Uint8Array): void {
+    const ctx = this.ctx;
+    if (!ctx) return;
+    if (ext === 'handshake') return this.onExtHandshake(payload as Record<string, unknown>, ctx);
+    if (ext !== EXT || !(payload instanceof Uint8Array)) return;
+    let msg: Record<string, unknown>;
+    try {
+      msg = bencode.decode(payload) as Record<string, unknown>;
+    } catch {
+      return this.close('undecodable extension message');
+    }
+    if (typeof msg !== 'object' || msg === null) return this.close('bad extension message');
+    const type = asString(msg.t);
+    if (type === 'auth') {
+      if (!ctx.swarmKey || !this.peerNonce || !checkProof(ctx.swarmKey, ctx.infoHash, this.peerNonce, this.nonce, msg.mac)) {
+        return this.close('swarm key proof failed');
+      }
+      this.authed = true;
+      return this.maybeReady();
+    }
+    if (!this.ready) return;
+    if (type === 'claim' && Array.isArray(msg.p)) {
+      this.emit('claim', msg.p.slice(0, 64).filter((p): p is number => Number.isInteger(p) && p >= 0 && p < ctx.pieceCount));
+    } else if (type === 'pex' && Array.isArray(msg.peers)) {
+      const peers = msg.peers.slice(0, 50).map(asString).map(parseHostPort).filter((p) => p !== null);
+      this.emit('pex', peers);
+    }
+  }
+
+  private onExtHandshake(h: Record<string, unknown>, ctx: PeerContext): void {
+    if (this.gotExtHandshake) return;
+    this.gotExtHandshake = true;
+    const port = h.p;
+    if (Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536) this.listenPort = port as number;
+    const nonce = h.nonce;
+    if (!(nonce instanceof Uint8Array) || nonce.length !== 16) return this.close('not a swarmpull peer');
+    this.peerNonce = Buffer.from(nonce);
+    const peerHasKey = h.key === 1;
+    if (!!ctx.swarmKey !== peerHasKey) return this.close(ctx.swarmKey ? 'peer has no swarm key' : 'peer wants a swarm key');
+    if (ctx.swarmKey) this.send({ t: 'auth', mac: proof(ctx.swarmKey, ctx.infoHash, this.nonce, this.peerNonce) });
+    this.maybeReady();
+  }
+
+  private maybeReady(): void {
+    const ctx = this.ctx;
+    if (this.ready || !ctx || !this.gotExtHandshake || (ctx.swarmKey && !this.authed)) return;
+    this.ready = true;
+    clearTimeout(this.readyTimer);
+    this.wire.bitfield(ctx.ourBits().buffer);
+    // A LAN has no free riders to punish: everyone is unchoked.
+    this.wire.unchoke();
+    this.wire.interested();
+    this.emit('ready');
+  }
+
+  private onBitfield(bits: { get(i: number): boolean }): void {
+    if (!this.ctx) return;
+    for (let i = 0; i < this.bits.length; i++) this.bits.set(i, bits.get(i));
+    this.emit('bitfield');
+  }
+
+  private onHaveAll(): void {
+    for (let i = 0; i < this.bits.length; i++) this.bits.set(i);
+    this.emit('bitfield');
+  }
+
+  private onHave(i: number): void {
+    if (i < 0 || i >= this.bits.length || this.bits.get(i)) return;
+    this.bits.set(i);
+    this.emit('have', i);
+  }
+
+  private onRequest(piece: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void): void {
+    const ctx = this.ctx;
+    if (!ctx || !this.ready) return respond(new Error('not ready'));
+    if (this.wire.peerRequests.length > MAX_PEER_REQUESTS) return this.close('too many outstanding requests');
+    const bad =
+      piece < 0 || piece >= ctx.pieceCount || length <= 0 || length > BLOCK_SIZE || offset < 0 || offset + length > ctx.pieceLength(piece);
+    if (bad || !ctx.ourBits().get(piece)) return respond(new Error('cannot serve that'));
+    ctx.readBlock(piece, offset, length).then(
+      (block) => {
+        if (this.closed) return;
+        this.cork();
+        respond(null, block);
+        this.emit('upload', block.length);
+      },
+      (err: Error) => respond(err),
+    );
+  }
+
+  /** Ask for a block; resolves with exactly `length` bytes or rejects (timeout, reject, close). */
+  request(piece: number, offset: number, length: number): Promise<Buffer> {
+    this.inflight++;
+    this.cork();
+    return new Promise((resolve, reject) => {
+      this.wire.request(piece, offset, length, (err, block) => {
+        this.inflight--;
+        if (err || !block || block.length !== length) reject(err ?? new Error('bad block'));
+        else {
+          this.delivered++;
+          resolve(Buffer.from(block.buffer, block.byteOffset, block.byteLength));
+        }
+      });
+    });
+  }
+
+  cancel(piece: number, offset: number, length: number): void {
+    if (this.ready) this.wire.cancel(piece, offset, length);
+  }
+
+  have(piece: number): void {
+    if (this.ready) this.wire.have(piece);
+  }
+
+  claim(pieces: number[]): void {
+    if (this.ready) this.send({ t: 'claim', p: pieces });
+  }
+
+  pex(peers: string[]): void {
+    if (this.ready && peers.length) this.send({ t: 'pex', peers });
+  }
+
+  get choking(): boolean {
+    return this.wire.peerChoking;
+  }
+
+  /** The peer is interested in us and still misses pieces: it may want more from us. */
+  get wantsFromUs(): boolean {
+    return this.wire.peerInterested && this.wire.peerRequests.length > 0;
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ready = false;
+    clearTimeout(this.readyTimer);
+    this.wire.destroy();
+    this.socket.destroy();
+    this.emit('close', reason);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private send(msg: Record<string, unknown>): void {
+    this.wire.extended(EXT, bencode.encode(msg));
+  }
+
+  // Many small messages in one tick go out in one write (measured: +7-45% throughput).
+  private corked = false;
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
+  }
+}
+
+function asString(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  return '';
+}
+
+function parseHostPort(s: string): { host: string; port: number } | null {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : null;
+}

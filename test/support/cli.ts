@@ -1,0 +1,45 @@
+// Runs the swarmpull CLI as a user would: the built binary when SWARMPULL_BIN is set, else bin/swarmpull.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ENTRY = fileURLToPath(new URL('../../bin/swarmpull.ts', import.meta.url));
+
+export function cliCommand(args: string[]): [string, string[]] {
+  const bin = process.env.SWARMPULL_BIN;
+  return bin ? [bin, args] : [process.execPath, [ENTRY, ...args]];
+}
+
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  const [cmd, argv] = cliCommand(args);
+  return spawn(cmd, argv, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  /** stdout as bytes (a tar written with -o -) */
+  stdoutBytes: Buffer;
+  stderr: string;
+}
+
+/** Run to completion (killed after timeoutMs); collects stdout and stderr. */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  const proc = startCli(args, opts);
+  return collect(proc, opts.timeoutMs ?? 120_000);
+}
+
+export function collect(proc: ChildProcess, timeoutMs: number): Promise<CliResult> {
+  const out: Buffer[] = [];
+  let stderr = '';
+  proc.stdout!.on('data', (d: Buffer) => out.push(d));
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    proc.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, signal, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr });
+    }),
+  );
+}
