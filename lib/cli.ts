@@ -5,6 +5,7 @@ import { parsePlatform } from './image/platform.ts';
 import type { OutputSpec } from './output/open.ts';
 import { createProgress, type ProgressMode } from './progress.ts';
 import { pull, resolveImage } from './pull.ts';
+import { serve } from './serve.ts';
 import { manifestReference, parseReference } from './reference.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
 import { BlobStore, defaultStoreRoot } from './store/store.ts';
@@ -198,6 +199,22 @@ export function buildProgram(): Command {
     } finally {
       await client.close();
     }
+  });
+
+  swarmFlags(
+    program
+      .command('serve')
+      .description('seed every complete blob in the store to LAN peers until stopped (SIGINT/SIGTERM: exit 0)')
+      .addOption(new Option('--store <dir>', 'blob store directory').env('SWARMPULL_STORE').default(undefined, '$XDG_CACHE_HOME/swarmpull'))
+      .option('--debug', 'log peer decisions to stderr')
+      .option('-q, --quiet', 'no log lines'),
+  ).action(async (flags: SwarmFlags & { store?: string; debug?: boolean; quiet?: boolean }) => {
+    const store = await new BlobStore(flags.store ?? defaultStoreRoot()).init();
+    const debug = flags.debug ? (msg: string) => process.stderr.write(`swarmpull[debug]: ${msg}\n`) : () => {};
+    const log = flags.quiet ? () => {} : (msg: string) => process.stderr.write(`swarmpull: ${msg}\n`);
+    const signal = interruptSignal();
+    await serve({ store, swarm: await swarmOptions(flags, debug), signal, log });
+    log('stopped');
   });
 
   return program;

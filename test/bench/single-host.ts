@@ -32,7 +32,7 @@ try {
       const out = join(work, `${tool}-${i}`);
       const [cmd, args] =
         tool === 'swarmpull'
-          ? cliCommand(['pull', ref, '--oci', out, '--store', join(work, `store-${i}`), '-q'])
+          ? cliCommand(['pull', ref, '--oci', out, '--store', join(work, `store-${i}`), '-q', '--no-mdns'])
           : ['skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${out}:bench`]];
       const m = await measure(cmd, args as string[]);
       if (m.code !== 0) throw new Error(`${tool} failed (${m.code}): ${m.stderr}`);
