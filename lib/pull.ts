@@ -157,7 +157,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     const ready = Date.now();
     progress.log(`image ready: ${result}`);
     if (swarm && swarmSettings) {
-      if (swarmSettings.lingerMs > 0) progress.log('seeding to peers that still need pieces (--linger)');
+      if (swarmSettings.lingerMs > 0 && swarm.hasPeers) progress.log('seeding to peers that still need pieces (--linger)');
       await swarm.linger(swarmSettings.lingerMs, LINGER_IDLE_MS, opts.signal);
     }
     return {

@@ -17,7 +17,8 @@ try {
   await pushImage(image.layoutDir, 'demo', ref);
   console.log(`demo: pushed ${ref} (${(image.size / MiB).toFixed(1)} MiB in ${image.layers.length} layers)`);
   const out = join(work, 'layout');
-  const args = ['pull', ref, '--oci', out, '--store', join(work, 'store'), '--json'];
+  // One host here; --no-mdns keeps multicast off the machine's real network.
+  const args = ['pull', ref, '--no-mdns', '--oci', out, '--store', join(work, 'store'), '--json'];
   console.log(`demo: swarmpull ${args.join(' ')}`);
   const [cmd, argv] = cliCommand(args);
   const code = await new Promise<number | null>((resolve) =>

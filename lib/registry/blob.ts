@@ -4,6 +4,8 @@ import { failure, integrityError } from '../errors.ts';
 import { header, networkError, type Response } from './http.ts';
 import { Transient } from './retry.ts';
 
+const BATCH_BYTES = 1 << 20;
+
 export type OnData = (chunk: Buffer, offset: number) => void | Promise<void>;
 
 export interface Cursor {
@@ -40,6 +42,18 @@ export async function deliverRange(res: Response, cursor: Cursor, end: number, o
   }
 
   const it = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  // Chunks are handed on in batches of up to 1 MiB: one disk write instead of sixteen (measured: less CPU).
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const batch = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    // The caller's own errors pass through untouched (never retried); its promise is our back-pressure.
+    await onData(batch, cursor.pos);
+    cursor.pos += batch.length;
+  };
   let finished = false;
   try {
     for (;;) {
@@ -47,6 +61,7 @@ export async function deliverRange(res: Response, cursor: Cursor, end: number, o
       try {
         next = await it.next();
       } catch (err) {
+        await flush(); // what arrived before the cut is good: the retry resumes after it
         throw networkError(err, ctx.host, ctx.signal);
       }
       if (next.done) {
@@ -59,18 +74,19 @@ export async function deliverRange(res: Response, cursor: Cursor, end: number, o
         skip -= n;
         chunk = chunk.subarray(n);
       }
-      const room = end - cursor.pos;
+      const room = end - cursor.pos - pendingBytes;
       if (chunk.length > room) {
         if (!wholeBlob) throw integrityError(`${ctx.what}: the registry sent more bytes than the ${end - cursor.pos} asked for`);
         chunk = chunk.subarray(0, room);
       }
       if (chunk.length > 0) {
-        // The caller's own errors pass through untouched (never retried); its promise is our back-pressure.
-        await onData(chunk, cursor.pos);
-        cursor.pos += chunk.length;
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= BATCH_BYTES) await flush();
       }
-      if (wholeBlob && cursor.pos === end) break;
+      if (wholeBlob && cursor.pos + pendingBytes === end) break;
     }
+    await flush();
   } finally {
     if (!finished) res.body.destroy();
   }

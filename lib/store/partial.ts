@@ -97,6 +97,8 @@ export class PartialBlob {
     if (offset < 0 || offset + chunk.length > this.desc.size) {
       throw integrityError(`blob ${this.desc.digest}: data beyond its declared size ${this.desc.size}`);
     }
+    // Split the chunk at block boundaries; blocks already complete are skipped.
+    const spans: { pos: number; n: number; piece: number; block: number; blockLen: number; counts: Uint32Array }[] = [];
     const end = offset + chunk.length;
     for (let pos = offset; pos < end; ) {
       const piece = Math.floor(pos / this.layout.pieceLength);
@@ -108,21 +110,32 @@ export class PartialBlob {
       if (!this.bitfield.get(piece)) {
         let counts = this.blocks.get(piece);
         if (!counts) this.blocks.set(piece, (counts = new Uint32Array(Math.ceil((range.end - range.start) / BLOCK_SIZE))));
-        if (counts[block]! < blockLen) {
-          await this.writeAt(chunk.subarray(pos - offset, pos - offset + n), pos);
-          this.verified = false;
-          counts[block] = Math.min(blockLen, counts[block]! + n);
-          // Another write may have completed the piece while this one waited for the disk.
-          if (!this.bitfield.get(piece) && this.blocks.get(piece) === counts && counts.every((c, b) => c === Math.min(BLOCK_SIZE, range.end - range.start - b * BLOCK_SIZE))) {
-            this.blocks.delete(piece);
-            this.bitfield.set(piece);
-            this.schedulePersist();
-            this.onPiece(piece);
-          }
-        }
+        if (counts[block]! < blockLen) spans.push({ pos, n, piece, block, blockLen, counts });
       }
       pos += n;
     }
+    if (spans.length === 0) return;
+    // The usual case, every byte new: one write for the whole chunk.
+    if (spans.reduce((a, sp) => a + sp.n, 0) === chunk.length) await this.writeAt(chunk, offset);
+    else for (const sp of spans) await this.writeAt(chunk.subarray(sp.pos - offset, sp.pos - offset + sp.n), sp.pos);
+    this.verified = false;
+    for (const { n, piece, block, blockLen, counts } of spans) {
+      // Another write may have completed or abandoned the piece while this one waited for the disk.
+      if (this.bitfield.get(piece) || this.blocks.get(piece) !== counts) continue;
+      counts[block] = Math.min(blockLen, counts[block]! + n);
+      if (counts[block] === blockLen && this.pieceFilled(piece, counts)) {
+        this.blocks.delete(piece);
+        this.bitfield.set(piece);
+        this.schedulePersist();
+        this.onPiece(piece);
+      }
+    }
+  }
+
+  private pieceFilled(piece: number, counts: Uint32Array): boolean {
+    const { start, end } = pieceRange(this.layout, piece);
+    for (let b = 0; b < counts.length; b++) if (counts[b] !== Math.min(BLOCK_SIZE, end - start - b * BLOCK_SIZE)) return false;
+    return true;
   }
 
   private async writeAt(buf: Buffer, position: number): Promise<void> {
