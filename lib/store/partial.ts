@@ -1,6 +1,6 @@
 // A blob being downloaded: a sparse data file plus a small file holding its piece bitfield, so a pull killed
 // at any moment resumes with the pieces it already has. Pieces are marked only after their bytes were written.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { integrityError } from '../errors.ts';
@@ -29,6 +29,10 @@ export class PartialBlob {
   private readonly pieces: FileHandle;
   // Bytes written per 16 KiB block of each piece in progress: a block counts once even if two peers send it.
   private readonly blocks = new Map<number, Uint32Array>();
+  // sha256 of the prefix written in order so far, so a sequential download needs no second read to verify;
+  // -1 once anything could make the prefix differ from the disk (a failed write, a reset or abandoned piece).
+  private hash: Hash = createHash('sha256');
+  private hashedUpTo = 0;
   /** set by a successful verify(), cleared by any write: commit() moves only verified data */
   private verified = false;
   private persistTimer: NodeJS.Timeout | null = null;
@@ -115,9 +119,21 @@ export class PartialBlob {
       pos += n;
     }
     if (spans.length === 0) return;
-    // The usual case, every byte new: one write for the whole chunk.
-    if (spans.reduce((a, sp) => a + sp.n, 0) === chunk.length) await this.writeAt(chunk, offset);
-    else for (const sp of spans) await this.writeAt(chunk.subarray(sp.pos - offset, sp.pos - offset + sp.n), sp.pos);
+    const allNew = spans.reduce((a, sp) => a + sp.n, 0) === chunk.length;
+    if (offset === this.hashedUpTo && allNew) {
+      this.hash.update(chunk);
+      this.hashedUpTo += chunk.length;
+    } else if (offset <= this.hashedUpTo) {
+      this.hashedUpTo = -1; // bytes the running hash saw may be overwritten: trust only the disk
+    }
+    try {
+      // The usual case, every byte new: one write for the whole chunk.
+      if (allNew) await this.writeAt(chunk, offset);
+      else for (const sp of spans) await this.writeAt(chunk.subarray(sp.pos - offset, sp.pos - offset + sp.n), sp.pos);
+    } catch (err) {
+      this.hashedUpTo = -1;
+      throw err;
+    }
     this.verified = false;
     for (const { n, piece, block, blockLen, counts } of spans) {
       // Another write may have completed or abandoned the piece while this one waited for the disk.
@@ -149,6 +165,7 @@ export class PartialBlob {
   /** A fetch of this piece failed midway: forget its blocks so another source starts it afresh. */
   abandon(piece: number): void {
     this.blocks.delete(piece);
+    if (pieceRange(this.layout, piece).start < this.hashedUpTo) this.hashedUpTo = -1;
   }
 
   /** Forget complete pieces (they will be fetched again); all of them without an argument. */
@@ -157,6 +174,7 @@ export class PartialBlob {
     else this.bitfield.clear();
     this.blocks.clear();
     this.verified = false;
+    this.hashedUpTo = -1;
     this.schedulePersist();
   }
 
@@ -176,9 +194,14 @@ export class PartialBlob {
   /** sha256 of the data on disk matches the descriptor (all pieces must be present). */
   async verify(): Promise<boolean> {
     if (!this.bitfield.isComplete()) throw new Error(`blob ${this.desc.digest} is not complete`);
-    const hash = createHash('sha256');
-    for await (const c of createReadStream(this.path, { highWaterMark: 1 << 20 })) hash.update(c as Buffer);
+    // Read from disk only what the running hash has not seen (all of it after a resume or out-of-order pieces).
+    const from = Math.max(0, this.hashedUpTo);
+    const hash = this.hashedUpTo >= 0 ? this.hash : createHash('sha256');
+    if (from < this.desc.size) {
+      for await (const c of createReadStream(this.path, { start: from, highWaterMark: 256 * 1024 })) hash.update(c as Buffer);
+    }
     this.verified = 'sha256:' + hash.digest('hex') === this.desc.digest;
+    this.hashedUpTo = -1; // the hash is spent: a second verify reads the disk
     return this.verified;
   }
 

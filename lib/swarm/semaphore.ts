@@ -1,6 +1,7 @@
-/** A counter of free slots: how many registry requests or uploads may run at once. */
+/** A counter of free slots (registry requests at once, shared by every blob of a process). */
 export class Slots {
   private free: number;
+  private readonly waiters = new Set<() => void>();
 
   constructor(n: number) {
     this.free = n;
@@ -14,5 +15,16 @@ export class Slots {
 
   give(): void {
     this.free++;
+    // Let every blob that may want a slot try again now, not at its next timer tick.
+    for (const wake of this.waiters) {
+      if (this.free <= 0) break;
+      wake();
+    }
+  }
+
+  /** Call `wake` whenever a slot is given back; returns the unsubscribe function. */
+  onFree(wake: () => void): () => void {
+    this.waiters.add(wake);
+    return () => this.waiters.delete(wake);
   }
 }

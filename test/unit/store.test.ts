@@ -112,6 +112,22 @@ test('partial blob: duplicate blocks count once, an abandoned piece starts afres
   assert.deepEqual(await readFile(store.blobPath(desc.digest)), data);
 });
 
+test('partial blob: a block rewritten after it was hashed in order is verified from disk', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'swarmpull-store-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await new BlobStore(dir).init();
+  const data = randomBytes(256 * KiB);
+  const desc = { digest: sha256Digest(data), size: data.length };
+  const p = await store.openPartial(desc);
+  // half a block of good bytes (hashed in order), then a whole bad block over it from another source
+  await p.write(data.subarray(0, 8 * KiB), 0);
+  await p.write(Buffer.alloc(16 * KiB, 7), 0);
+  await p.write(data.subarray(16 * KiB), 16 * KiB);
+  assert.equal(p.completedBytes, data.length);
+  assert.equal(await p.verify(), false, 'the disk holds the bad block: verification must fail');
+  await p.close();
+});
+
 test('putBytes refuses bytes that do not match the digest', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'swarmpull-store-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
