@@ -1,14 +1,10 @@
 #!/usr/bin/env node
 // CLI entry: parse flags, run a job, map every failure to one line and a documented exit code.
+// (No top-level await: the single binary runs this as CommonJS.)
 import { buildProgram } from '../lib/cli.ts';
 import { ExitCode, SwarmpullError } from '../lib/errors.ts';
 
 const debug = process.argv.includes('--debug');
-try {
-  await buildProgram().parseAsync(process.argv);
-} catch (err) {
-  process.exitCode = report(err);
-}
 
 function report(err: unknown): number {
   if (err instanceof SwarmpullError) {
@@ -21,3 +17,9 @@ function report(err: unknown): number {
   if (debug) process.stderr.write(`${e?.stack ?? ''}\n`);
   return ExitCode.failure;
 }
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.exitCode = report(err);
+  });
