@@ -12,6 +12,8 @@ export interface RegistryOptions {
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   /** Listen address, default 127.0.0.1:0 (port chosen by the kernel, read from the log). */
   addr?: string;
+  /** Run inside this network namespace (`ip netns exec NS docker-registry ...`); give `addr` an address there. */
+  netns?: string;
 }
 
 export interface Registry {
@@ -42,7 +44,9 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     `http:\n  addr: ${opts.addr ?? '127.0.0.1:0'}\n  secret: swarmpull-test\n` +
     auth;
   await writeFile(join(dir, 'config.yml'), config);
-  const proc = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = ['docker-registry', 'serve', join(dir, 'config.yml')];
+  const [cmd, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
+  const proc = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const host = await listeningAddress(proc);
   return {
     host,
