@@ -24,6 +24,8 @@ declare module 'bittorrent-protocol' {
     requests: Request[];
     peerRequests: Request[];
     extendedMapping: Record<number, string>;
+    /** the peer's extended-message ids by name, from its extended handshake */
+    peerExtendedMapping: Record<string, number>;
     extendedHandshake: Record<string, unknown>;
     peerExtendedHandshake: Record<string, unknown>;
     handshake(infoHash: Uint8Array | string, peerId: Uint8Array | string, extensions?: { fast?: boolean; dht?: boolean }): void;

@@ -12,8 +12,12 @@ import type { Slots } from './semaphore.ts';
 
 /** blocks in flight per peer: enough to fill a LAN link (measured: 64+ in flight reach 320-390 MiB/s) */
 const PIPELINE = 96;
-/** a registry request covers at most this much, so pieces spread among hosts early */
-const REGISTRY_RUN_BYTES = 4 << 20;
+/** a registry request covers at most this much while peers share the blob, so pieces spread among hosts early */
+const REGISTRY_RUN_BYTES = 1 << 20;
+/** ... and this much with no peer to share with (fewer, longer requests are faster) */
+const REGISTRY_RUN_ALONE_BYTES = 4 << 20;
+/** a peer that claimed nothing from the registry for this long leaves its pieces to others */
+const OWNER_IDLE_MS = 1000;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
 const CLAIM_MS = 15_000;
 /** a download that gets no byte from anywhere for this long fails */
@@ -36,7 +40,16 @@ export interface BlobSwarmOptions {
   registrySlots: Slots;
   /** whether to use peers at all: long registry runs when not */
   usePeers: boolean;
+  /**
+   * Hold the registry back this long after the download starts, unless a peer turns up first. Whatever a host
+   * fetches before it knows its peers may be fetched by all of them: a fleet starting together would make the
+   * registry send the first pieces once per host, and a host joining a swarm under way would fetch pieces its
+   * peers already hold. Discovery and the handshake take ~50-300 ms on a LAN.
+   */
+  waitForPeersMs?: number;
   onPeerBanned?: (peer: Peer, why: string) => void;
+  /** peer and scheduling decisions, for --debug */
+  debug?: (msg: string) => void;
 }
 
 type Source = string; // a peer id, or 'registry'
@@ -61,8 +74,17 @@ export class BlobSwarm {
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
   /** who supplied each piece in this run, for the trust check */
-  private readonly sources = new Map<number, Source>();
+  /**
+   * Who wrote each block of each piece in this run, for the trust check: a peer id, REGISTRY, or null when
+   * several peers sent the block (endgame duplicates race to the disk, so which one landed is unknown).
+   */
+  private readonly sources = new Map<number, (Source | null | undefined)[]>();
   private readonly uploadCache = new Map<number, Promise<Buffer>>();
+  /** pieces each peer said it fetches from the registry and has not announced yet, and when it last said so */
+  private readonly claimedBy = new Map<Peer, { pieces: Set<number>; at: number }>();
+  /** peers whose bitfield and registry claims we know (their first claim message came, even an empty one) */
+  private readonly synced = new Set<Peer>();
+  private scheduled = false;
   private downloading: {
     registry?: RegistrySource;
     progress: SwarmProgress;
@@ -74,6 +96,8 @@ export class BlobSwarm {
     finishing: boolean;
   } | null = null;
   private watchdog: NodeJS.Timeout | null = null;
+  private waitTimer: NodeJS.Timeout | null = null;
+  private downloadStartedAt = 0;
   private refetchedAll = false;
 
   constructor(opts: BlobSwarmOptions) {
@@ -115,6 +139,9 @@ export class BlobSwarm {
     this.peers.set(peer.id, peer);
     const counted = new Bitfield(this.layout.count);
     this.counted.set(peer, counted);
+    const claims = { pieces: new Set<number>(), at: 0 };
+    const claimed = claims.pieces;
+    this.claimedBy.set(peer, claims);
     const count = () => {
       for (let i = 0; i < this.layout.count; i++) {
         if (peer.bits.get(i) && !counted.get(i)) {
@@ -124,9 +151,17 @@ export class BlobSwarm {
       }
       this.schedule();
     };
-    peer.on('ready', () => this.schedule());
+    peer.on('ready', () => {
+      this.debug(`peer ${peer.host}:${peer.listenPort} ready`);
+      // Right after our bitfield: the pieces we are fetching from the registry, even none, so that the peer knows
+      // all it needs before it picks pieces for the registry.
+      peer.claim([...this.registryActive]);
+      this.schedule();
+    });
+    peer.on('unchoke', () => this.schedule());
     peer.on('bitfield', count);
     peer.on('have', (i) => {
+      claimed.delete(i);
       if (!counted.get(i)) {
         counted.set(i);
         this.picker.peerHas(i);
@@ -135,9 +170,20 @@ export class BlobSwarm {
     });
     peer.on('claim', (pieces) => {
       const until = Date.now() + CLAIM_MS;
-      for (const p of pieces) this.picker.claimedByPeer(p, until);
+      for (const p of pieces) {
+        this.picker.claimedByPeer(p, until);
+        claimed.add(p);
+      }
+      claims.at = Date.now();
+      this.synced.add(peer);
+      this.schedule();
     });
-    peer.on('close', () => {
+    peer.on('close', (why) => {
+      this.debug(`peer ${peer.host} closed: ${why}`);
+      // Its registry fetches died with it: do not wait for their claims to lapse.
+      for (const p of claimed) this.picker.dropClaim(p);
+      this.synced.delete(peer);
+      this.claimedBy.delete(peer);
       this.picker.removePeer(counted);
       this.counted.delete(peer);
       if (this.peers.get(peer.id) === peer) this.peers.delete(peer.id);
@@ -163,6 +209,8 @@ export class BlobSwarm {
     partial.onPiece = (i) => {
       this.uploadCache.delete(i);
       for (const peer of this.peers.values()) peer.have(i);
+      // Endgame duplicates still under way are no longer needed.
+      for (const peer of this.fetching.get(i) ?? []) peer.cancelPiece(i);
     };
     const result = new Promise<string>((resolve, reject) => {
       this.downloading = { ...opts, resolve, reject, lastByteAt: Date.now(), finishing: false };
@@ -170,18 +218,35 @@ export class BlobSwarm {
     const onAbort = () => this.downloading?.reject(opts.signal.reason);
     opts.signal.addEventListener('abort', onAbort, { once: true });
     this.watchdog = setInterval(() => this.checkStall(), 1000);
+    const unsubscribe = this.opts.registrySlots.onFree(() => this.schedule());
+    this.downloadStartedAt = Date.now();
+    if (this.opts.waitForPeersMs) this.waitTimer = setTimeout(() => this.schedule(), this.opts.waitForPeersMs);
     this.schedule();
     try {
       return await result;
     } finally {
       opts.signal.removeEventListener('abort', onAbort);
       clearInterval(this.watchdog);
+      unsubscribe();
+      clearTimeout(this.waitTimer!);
       this.downloading = null;
     }
   }
 
-  /** Start whatever can start now. Called on every event that could change what to fetch. */
+  /**
+   * Start whatever can start now. Called on every event that could change what to fetch; runs once at the end of
+   * the tick, so that a burst of wire messages (a bitfield, then claims, then haves) is all counted first.
+   */
   private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.fill();
+    });
+  }
+
+  private fill(): void {
     const d = this.downloading;
     if (!d || d.finishing || d.signal.aborted) return;
     if (this.have.isComplete()) {
@@ -199,6 +264,8 @@ export class BlobSwarm {
   private fillPeer(peer: Peer): void {
     if (!peer.ready || peer.choking || peer.isClosed) return;
     while (peer.inflight < PIPELINE) {
+      // In the endgame a piece is asked of a second source only by a peer with nothing else to do.
+      if (peer.inflight > 0 && this.picker.inEndgame()) return;
       const piece = this.picker.pickFromPeer(peer.bits, (i) => !!this.fetching.get(i)?.has(peer) || this.registryActive.has(i));
       if (piece === null) return;
       this.fetchFromPeer(peer, piece);
@@ -219,6 +286,7 @@ export class BlobSwarm {
       blocks.push(
         peer.request(piece, off, len).then(async (block) => {
           if (this.have.get(piece)) return; // another peer was faster (endgame)
+          this.noteSource(piece, off / BLOCK_SIZE, peer.id);
           await partial.write(block, start + off);
           d.lastByteAt = Date.now();
           this.usedPeers.add(peer.id);
@@ -227,12 +295,14 @@ export class BlobSwarm {
       );
     }
     Promise.all(blocks).then(
-      () => {
-        if (this.have.get(piece) && !this.sources.has(piece)) this.sources.set(piece, peer.id);
-      },
+      () => {},
       (err: Error) => {
-        if (!this.have.get(piece) && set.size === 1) partial.abandon(piece);
-        if (!peer.isClosed) d.progress.log(`peer ${peer.host}: piece ${piece} of ${this.desc.digest.slice(7, 19)} failed (${err.message})`);
+        if (!this.have.get(piece) && set.size === 1) {
+          partial.abandon(piece);
+          this.sources.delete(piece);
+        }
+        // (a piece that is here had its duplicate requests cancelled)
+        if (!peer.isClosed && !this.have.get(piece)) d.progress.log(`peer ${peer.host}: piece ${piece} of ${this.desc.digest.slice(7, 19)} failed (${err.message})`);
       },
     ).finally(() => {
       set.delete(peer);
@@ -245,17 +315,56 @@ export class BlobSwarm {
   private fillRegistry(): void {
     const d = this.downloading!;
     if (!d.registry) return;
-    const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength)) : Infinity;
+    if (this.synced.size === 0 && Date.now() - this.downloadStartedAt < (this.opts.waitForPeersMs ?? 0)) return;
+    const runBytes = this.synced.size === 0 ? REGISTRY_RUN_ALONE_BYTES : REGISTRY_RUN_BYTES;
+    // Runs stay inside aligned units of maxPieces; with peers, each unit has an owner among us and them.
+    const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(runBytes / this.layout.pieceLength)) : Infinity;
+    const unit = Math.max(1, Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength));
+    const mine = this.synced.size > 0 ? this.ownerTest(unit) : undefined;
     while (this.opts.registrySlots.tryTake()) {
-      const first = this.opts.usePeers ? this.picker.pickForRegistry() : this.firstMissingIdle();
+      const first = this.opts.usePeers ? this.picker.pickForRegistry(Date.now(), mine) : this.firstMissingIdle();
       if (first === null) {
         this.opts.registrySlots.give();
         return;
       }
       const run = [first];
-      while (run.length < maxPieces && this.picker.extendsRegistryRun(first + run.length)) run.push(first + run.length);
+      const end = Math.min(first - (first % maxPieces) + maxPieces, this.layout.count);
+      while (first + run.length < end && this.picker.extendsRegistryRun(first + run.length)) run.push(first + run.length);
       this.fetchFromRegistry(run, d.registry);
     }
+  }
+
+  /**
+   * Whether piece i is ours to fetch from the registry. Each unit of `unit` pieces has an owner among us and the
+   * synced peers (rendezvous hashing over peer ids: every host that knows the same peers computes the same owner
+   * without a word exchanged). A unit of another host is ours too while that host fetches nothing from the
+   * registry for this blob (it may have no registry, or be busy with other blobs); otherwise we leave it to its
+   * owner, which is about to fetch it.
+   */
+  private ownerTest(unit: number): (i: number) => boolean {
+    const hash = (id: number, u: number) => mix32(id ^ u);
+    const ours = this.opts.peerContext.ourId.readUInt32BE(0);
+    const now = Date.now();
+    const idle = (p: Peer) => {
+      const c = this.claimedBy.get(p);
+      // Its claims may lag behind its piece announcements (they queue behind piece data): a peer that just
+      // finished its registry fetches is likely starting the next ones.
+      return !c || (c.pieces.size === 0 && now - c.at > OWNER_IDLE_MS);
+    };
+    const theirs = [...this.synced].map((p) => ({ id: Number.parseInt(p.id.slice(0, 8), 16), idle: idle(p) }));
+    return (i) => {
+      const u = mix32(Math.floor(i / unit) + 1);
+      let best = hash(ours, u);
+      let idle = true;
+      for (const t of theirs) {
+        const h = hash(t.id, u);
+        if (h > best) {
+          best = h;
+          idle = t.idle;
+        }
+      }
+      return idle;
+    };
   }
 
   /** Without peers, the registry takes the missing pieces in order (long sequential requests). */
@@ -281,9 +390,7 @@ export class BlobSwarm {
         d.progress.bytes(chunk.length, 'registry');
       }, d.signal)
       .then(
-        () => {
-          for (const p of run) this.sources.set(p, REGISTRY);
-        },
+        () => {},
         (err: unknown) => {
           d.lastRegistryError = err;
           for (const p of run) if (!this.have.get(p)) partial.abandon(p);
@@ -292,6 +399,8 @@ export class BlobSwarm {
       )
       .finally(() => {
         this.opts.registrySlots.give();
+        // No peer fetches a piece the registry is fetching: its bytes are the registry's.
+        for (const p of run) if (this.have.get(p)) this.sources.set(p, this.blockList(p, REGISTRY));
         for (const p of run) {
           this.picker.finish(p);
           this.registryActive.delete(p);
@@ -316,6 +425,16 @@ export class BlobSwarm {
     const d = this.downloading!;
     const partial = this.partial!;
     d.finishing = true;
+    if (this.opts.debug) {
+      const bySource = new Map<string, number>();
+      for (const blocks of this.sources.values()) {
+        for (const src of new Set(blocks)) {
+          const name = src === REGISTRY || !src ? String(src) : (this.peers.get(src)?.host ?? src.slice(0, 8));
+          bySource.set(name, (bySource.get(name) ?? 0) + 1);
+        }
+      }
+      this.debug(`all ${this.layout.count} pieces here; from ${[...bySource].map(([k, v]) => `${k} ${v}`).join(', ') || 'the store'}`);
+    }
     try {
       if (!(await partial.verify())) {
         await this.repair(d);
@@ -340,7 +459,7 @@ export class BlobSwarm {
   private async repair(d: NonNullable<BlobSwarm['downloading']>): Promise<void> {
     const partial = this.partial!;
     const suspect: number[] = [];
-    for (let i = 0; i < this.layout.count; i++) if (this.sources.get(i) !== REGISTRY) suspect.push(i);
+    for (let i = 0; i < this.layout.count; i++) if (!this.sources.get(i)?.every((s) => s === REGISTRY)) suspect.push(i);
     if (suspect.length === 0 && !this.refetchedAll) {
       // Every piece came from the registry: a glitch there or on disk; fetch it all once more.
       this.refetchedAll = true;
@@ -364,16 +483,47 @@ export class BlobSwarm {
       d.progress.bytes(fromRegistry.length, 'registry');
       const onDisk = await partial.readPiece(i);
       if (!onDisk.equals(fromRegistry)) {
-        const liar = this.sources.get(i);
-        if (liar) this.ban(liar, `sent a corrupt piece ${i} of ${this.desc.digest.slice(7, 19)}`, d);
+        // Blame the block, not the piece: in the endgame one piece can hold blocks of several peers. A block that
+        // several peers sent, or that an earlier run wrote, has nobody to blame for sure: it is only repaired.
+        const blocks = this.sources.get(i) ?? [];
+        for (let b = 0; b * BLOCK_SIZE < fromRegistry.length; b++) {
+          const at = b * BLOCK_SIZE;
+          const liar = blocks[b];
+          if (liar && liar !== REGISTRY && !onDisk.subarray(at, at + BLOCK_SIZE).equals(fromRegistry.subarray(at, at + BLOCK_SIZE))) {
+            this.ban(liar, `sent a corrupt piece ${i} of ${this.desc.digest.slice(7, 19)}`, d);
+          }
+        }
         partial.resetPieces([i]);
         await partial.write(fromRegistry, start);
       }
-      this.sources.set(i, REGISTRY);
+      this.sources.set(i, this.blockList(i, REGISTRY));
     }
   }
 
+  private blocksIn(i: number): number {
+    const { start, end } = pieceRange(this.layout, i);
+    return Math.ceil((end - start) / BLOCK_SIZE);
+  }
+
+  /** One entry per block of piece i, all `src`. */
+  private blockList(i: number, src: Source): Source[] {
+    return new Array<Source>(this.blocksIn(i)).fill(src);
+  }
+
+  private noteSource(piece: number, block: number, src: Source): void {
+    let blocks = this.sources.get(piece);
+    if (!blocks) this.sources.set(piece, (blocks = new Array<Source | undefined>(this.blocksIn(piece)).fill(undefined)));
+    const prev = blocks[block];
+    blocks[block] = prev === undefined || prev === src ? src : null;
+  }
+
+  private readonly createdAt = Date.now();
+  private debug(msg: string): void {
+    this.opts.debug?.(`+${Date.now() - this.createdAt}ms ${this.desc.digest.slice(7, 19)}: ${msg}`);
+  }
+
   private ban(peerId: string, why: string, d: { progress: SwarmProgress }): void {
+    if (this.bannedPeers.has(peerId)) return; // once, however many of its pieces were bad
     this.bannedPeers.add(peerId);
     const peer = this.peers.get(peerId);
     d.progress.log(`banning peer ${peer?.host ?? peerId.slice(0, 8)}: ${why}`);
@@ -412,4 +562,14 @@ export class BlobSwarm {
     await this.reader?.close().catch(() => {});
     this.reader = null;
   }
+}
+
+/** murmur3's 32-bit finaliser: a cheap, well-mixed hash of an integer. */
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
 }

@@ -45,6 +45,7 @@ export interface PeerContext {
 
 export interface PeerEvents {
   ready: [];
+  unchoke: [];
   have: [piece: number];
   bitfield: [];
   claim: [pieces: number[]];
@@ -75,12 +76,15 @@ export class Peer extends EventEmitter<PeerEvents> {
   private gotExtHandshake = false;
   private closed = false;
   private readonly readyTimer: NodeJS.Timeout;
+  /** rejections of our requests still outstanding: settled on close, whatever the wire does */
+  private readonly pending = new Set<(err: Error) => void>();
 
-  constructor(socket: Socket, outgoing: boolean) {
+  /** `host`: the address dialled, for an outgoing socket (its remoteAddress is unset until it connects) */
+  constructor(socket: Socket, outgoing: boolean, host?: string) {
     super();
     this.socket = socket;
     this.outgoing = outgoing;
-    this.host = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.host = host ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.bits = new Bitfield(0);
     this.wire = new BoundedWire(outgoing ? 'tcpOutgoing' : 'tcpIncoming');
     socket.setNoDelay(true);
@@ -98,6 +102,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.wire.on('bitfield', (bits) => this.onBitfield(bits));
     this.wire.on('have-all', () => this.onHaveAll());
     this.wire.on('have', (i) => this.onHave(i));
+    this.wire.on('unchoke', () => this.emit('unchoke'));
     this.wire.on('request', (i, offset, length, respond) => this.onRequest(i, offset, length, respond));
     this.wire.on('timeout', () => this.close('a request timed out'));
   }
@@ -210,22 +215,35 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   /** Ask for a block; resolves with exactly `length` bytes or rejects (timeout, reject, close). */
   request(piece: number, offset: number, length: number): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new Error('peer closed'));
     this.inflight++;
     this.cork();
     return new Promise((resolve, reject) => {
-      this.wire.request(piece, offset, length, (err, block) => {
+      let settled = false;
+      const settle = (err: Error | null, block?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        this.pending.delete(fail);
         this.inflight--;
-        if (err || !block || block.length !== length) reject(err ?? new Error('bad block'));
+        if (err) reject(err);
+        else resolve(block!);
+      };
+      const fail = (err: Error) => settle(err);
+      this.pending.add(fail);
+      this.wire.request(piece, offset, length, (err, block) => {
+        if (err || !block || block.length !== length) settle(err ?? new Error('bad block'));
         else {
           this.delivered++;
-          resolve(Buffer.from(block.buffer, block.byteOffset, block.byteLength));
+          settle(null, Buffer.from(block.buffer, block.byteOffset, block.byteLength));
         }
       });
     });
   }
 
-  cancel(piece: number, offset: number, length: number): void {
-    if (this.ready) this.wire.cancel(piece, offset, length);
+  /** Withdraw our requests for a piece (it arrived from elsewhere); they fail with 'request was cancelled'. */
+  cancelPiece(piece: number): void {
+    if (!this.ready) return;
+    for (const r of this.wire.requests.filter((r) => r.piece === piece)) this.wire.cancel(r.piece, r.offset, r.length);
   }
 
   have(piece: number): void {
@@ -256,6 +274,9 @@ export class Peer extends EventEmitter<PeerEvents> {
     clearTimeout(this.readyTimer);
     this.wire.destroy();
     this.socket.destroy();
+    // The wire fails its outstanding requests only once its stream finishes, which a destroyed socket may
+    // never let happen: fail them here, or their pieces would stay "being fetched" for good.
+    for (const fail of [...this.pending]) fail(new Error(`peer closed: ${reason}`));
     this.emit('close', reason);
   }
 
@@ -264,6 +285,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   private send(msg: Record<string, unknown>): void {
+    // The wire throws for an extension the peer did not map in its handshake.
+    if (!this.wire.peerExtendedMapping[EXT]) return this.close('peer lacks the swarmpull extension');
     this.wire.extended(EXT, bencode.encode(msg));
   }
 

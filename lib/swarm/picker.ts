@@ -37,6 +37,11 @@ export class PiecePicker {
     if (i >= 0 && i < this.count) this.claims.set(i, untilMs);
   }
 
+  /** The peer that claimed piece i left (or has it now): the piece is free for the registry again. */
+  dropClaim(i: number): void {
+    this.claims.delete(i);
+  }
+
   available(i: number): number {
     return this.availability[i]!;
   }
@@ -96,21 +101,18 @@ export class PiecePicker {
 
   /**
    * A piece for the registry: missing, that no connected peer has, nobody here is fetching and no peer claimed.
-   * Picked at random so hosts that start together fetch different pieces and then swap them.
+   * Picked at random so hosts that start together fetch different pieces and then swap them. `mine` narrows the
+   * choice to the pieces this host owns, so that hosts picking at the same moment (before each other's claims
+   * arrive, which under load queue behind piece data) pick from disjoint sets.
    */
-  pickForRegistry(now = Date.now()): number | null {
+  pickForRegistry(now = Date.now(), mine?: (i: number) => boolean): number | null {
     const candidates: number[] = [];
-    for (let i = 0; i < this.count; i++) {
-      if (this.have.get(i) || this.active.has(i) || this.availability[i]! > 0) continue;
-      const claim = this.claims.get(i);
-      if (claim !== undefined && claim > now) continue;
-      candidates.push(i);
-    }
+    for (let i = 0; i < this.count; i++) if (this.extendsRegistryRun(i, now) && (!mine || mine(i))) candidates.push(i);
     if (candidates.length === 0) return null;
     return candidates[Math.floor(this.random() * candidates.length)]!;
   }
 
-  /** The piece after `i` if the registry could fetch it in the same request (keeps Range requests long). */
+  /** Whether piece i may go to the registry: also the test for extending a run (keeps Range requests long). */
   extendsRegistryRun(i: number, now = Date.now()): boolean {
     if (i >= this.count || this.have.get(i) || this.active.has(i) || this.availability[i]! > 0) return false;
     const claim = this.claims.get(i);

@@ -16,6 +16,8 @@ export const DEFAULT_PORT = 7881;
 const MAX_PEERS_PER_BLOB = 32;
 const MAX_CONNECTIONS = 512;
 const CONNECT_TIMEOUT_MS = 5_000;
+/** how long a blob's download waits for a first peer before it starts on the registry (see BlobSwarm) */
+const WAIT_FOR_PEERS_MS = 300;
 
 export interface SwarmOptions {
   /** TCP port to listen on; 0 picks a free one; unset: DEFAULT_PORT, or a free one if that is taken */
@@ -96,6 +98,9 @@ export class Swarm {
       peerContext: { ourId: this.peerId, listenPort: this.port, ...(this.opts.swarmKey ? { swarmKey: this.opts.swarmKey } : {}) },
       registrySlots: this.registrySlots,
       usePeers: true,
+      // Nobody to wait for without discovery (peers that know us may still connect).
+      waitForPeersMs: this.opts.mdns || this.opts.staticPeers.length > 0 ? WAIT_FOR_PEERS_MS : 0,
+      debug: this.opts.log,
     });
     this.blobs.set(key, blob);
     this.mdns?.announce(infoHash);
@@ -132,12 +137,15 @@ export class Swarm {
     if (!dialed) this.dialed.set(key, (dialed = new Set()));
     const addr = `${host}:${port}`;
     if (dialed.has(addr) || blob.bannedPeers.has(host)) return;
+    // Already connected the other way (peer exchange names peers that dialled us): a second connection would be
+    // closed as a duplicate, and with it whatever the first one was fetching.
+    for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
     dialed.add(addr);
     const socket = connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
     this.track(socket);
     socket.once('timeout', () => socket.destroy());
     socket.once('close', () => dialed.delete(addr));
-    const peer = new Peer(socket, true);
+    const peer = new Peer(socket, true, host);
     socket.once('connect', () => {
       socket.setTimeout(0);
       peer.attach(blob.peerContext());
@@ -170,6 +178,8 @@ export class Swarm {
       peer.pex([...blob.peers.values()].filter((p) => p !== peer && p.ready && p.listenPort).map((p) => `${p.host}:${p.listenPort}`));
     });
     peer.on('pex', (addrs) => {
+      // A complete blob needs no more peers: those that need it will come.
+      if (blob.complete) return;
       for (const a of addrs) this.dial(blob, a.host, a.port);
     });
     peer.on('upload', () => (this.lastUpload = Date.now()));
@@ -195,9 +205,13 @@ export class Swarm {
     const start = Date.now();
     this.lastUpload = Math.max(this.lastUpload, start);
     while (!signal?.aborted && Date.now() - start < maxMs && this.anyPeerConnected()) {
-      if (Date.now() - this.lastUpload >= idleMs && !this.anyPeerInterested()) return;
+      if (!this.anyPeerInterested() || Date.now() - this.lastUpload >= idleMs) return;
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  get hasPeers(): boolean {
+    return this.anyPeerConnected();
   }
 
   private anyPeerConnected(): boolean {
@@ -205,8 +219,12 @@ export class Swarm {
     return false;
   }
 
+  /** A connected peer still misses pieces of a blob we hold whole, or is fetching from us right now. */
   private anyPeerInterested(): boolean {
-    for (const blob of this.blobs.values()) for (const p of blob.peers.values()) if (p.ready && p.wantsFromUs) return true;
+    for (const blob of this.blobs.values()) {
+      if (!blob.complete) continue;
+      for (const p of blob.peers.values()) if (p.ready && (p.wantsFromUs || !p.bits.isComplete())) return true;
+    }
     return false;
   }
 
