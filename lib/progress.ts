@@ -65,7 +65,7 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
   const multibar = new cliProgress.MultiBar(
     {
       stream,
-      format: ' {name} |{bar}| {percentage}% {done}/{size} {source}',
+      format: ' {name} |{bar}| {percentage}% {done}/{size} {rate} {source}',
       barsize: 30,
       hideCursor: true,
       clearOnComplete: false,
@@ -74,20 +74,22 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, { bar: cliProgress.SingleBar; done: number; registry: number; peers: number; cached: number }>();
+  const bars = new Map<string, { bar: cliProgress.SingleBar; done: number; registry: number; peers: number; cached: number; since: number }>();
   const update = (desc: Descriptor) => {
     const b = bars.get(desc.digest);
     if (!b) return;
     const source = b.cached === desc.size ? 'cached' : `registry ${formatBytes(b.registry)} peers ${formatBytes(b.peers)}`;
-    b.bar.update(b.done, { done: formatBytes(b.done), size: formatBytes(desc.size), source });
+    const secs = (Date.now() - b.since) / 1000;
+    const rate = secs > 0.2 ? `${formatBytes((b.registry + b.peers) / secs)}/s` : '';
+    b.bar.update(b.done, { done: formatBytes(b.done), size: formatBytes(desc.size), rate, source });
   };
   return {
     planned(image, blobs) {
       totals.size = blobs.reduce((a, b) => a + b.size, 0);
       multibar.log(`pulling ${formatReference(image.reference)} (${blobs.length} blobs, ${formatBytes(totals.size)})\n`);
       for (const d of blobs) {
-        const bar = multibar.create(Math.max(1, d.size), 0, { name: short(d.digest), done: '0 B', size: formatBytes(d.size), source: '' });
-        bars.set(d.digest, { bar, done: 0, registry: 0, peers: 0, cached: 0 });
+        const bar = multibar.create(Math.max(1, d.size), 0, { name: short(d.digest), done: '0 B', size: formatBytes(d.size), rate: '', source: '' });
+        bars.set(d.digest, { bar, done: 0, registry: 0, peers: 0, cached: 0, since: Date.now() });
       }
     },
     bytes(desc, n, source) {
