@@ -41,10 +41,11 @@ export interface BlobSwarmOptions {
   /** whether to use peers at all: long registry runs when not */
   usePeers: boolean;
   /**
-   * Hold the registry back this long after the download starts, unless a peer turns up first. Whatever a host
+   * Hold the registry back this long after the download starts, while discovery finds the peers. Whatever a host
    * fetches before it knows its peers may be fetched by all of them: a fleet starting together would make the
    * registry send the first pieces once per host, and a host joining a swarm under way would fetch pieces its
-   * peers already hold. Discovery and the handshake take ~50-300 ms on a LAN.
+   * peers already hold. Discovery and the handshake take ~50-300 ms on a LAN; the peers found first do not end
+   * the wait, as hosts that know different subsets of the swarm would pick the same pieces as their own.
    */
   waitForPeersMs?: number;
   onPeerBanned?: (peer: Peer, why: string) => void;
@@ -73,7 +74,6 @@ export class BlobSwarm {
   /** which peers are fetching each piece now */
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
-  /** who supplied each piece in this run, for the trust check */
   /**
    * Who wrote each block of each piece in this run, for the trust check: a peer id, REGISTRY, or null when
    * several peers sent the block (endgame duplicates race to the disk, so which one landed is unknown).
@@ -161,7 +161,8 @@ export class BlobSwarm {
     peer.on('unchoke', () => this.schedule());
     peer.on('bitfield', count);
     peer.on('have', (i) => {
-      claimed.delete(i);
+      // A claim ends when its piece arrives: should the peer leave before we have the piece, nobody fetches it.
+      if (claimed.delete(i)) this.picker.dropClaim(i);
       if (!counted.get(i)) {
         counted.set(i);
         this.picker.peerHas(i);
@@ -315,7 +316,7 @@ export class BlobSwarm {
   private fillRegistry(): void {
     const d = this.downloading!;
     if (!d.registry) return;
-    if (this.synced.size === 0 && Date.now() - this.downloadStartedAt < (this.opts.waitForPeersMs ?? 0)) return;
+    if (Date.now() - this.downloadStartedAt < (this.opts.waitForPeersMs ?? 0)) return;
     const runBytes = this.synced.size === 0 ? REGISTRY_RUN_ALONE_BYTES : REGISTRY_RUN_BYTES;
     // Runs stay inside aligned units of maxPieces; with peers, each unit has an owner among us and them.
     const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(runBytes / this.layout.pieceLength)) : Infinity;
