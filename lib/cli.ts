@@ -1,5 +1,6 @@
 // The commander program: flags → options for the jobs. No job logic here.
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { completionScript, SHELLS, type Shell } from './completion.ts';
 import { ExitCode, SwarmpullError, usageError } from './errors.ts';
 import { parsePlatform } from './image/platform.ts';
 import type { OutputSpec } from './output/open.ts';
@@ -9,6 +10,8 @@ import { serve } from './serve.ts';
 import { manifestReference, parseReference } from './reference.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
 import { BlobStore, defaultStoreRoot } from './store/store.ts';
+import { parseDuration, parseSize } from './units.ts';
+import { storeLs, storePrune } from './store-commands.ts';
 import { VERSION } from './version.ts';
 import { parsePeers, readPeersFile } from './swarm/static-peers.ts';
 import { loadSwarmKey } from './swarm/swarm-key.ts';
@@ -216,6 +219,40 @@ export function buildProgram(): Command {
     await serve({ store, swarm: await swarmOptions(flags, debug), signal, log });
     log('stopped');
   });
+
+  const storeCommand = program.command('store').description('list or prune the blob store');
+  storeCommand
+    .command('ls')
+    .description('list the blobs in the store with the images they belong to, and partial downloads with their progress')
+    .addOption(new Option('--store <dir>', 'blob store directory').env('SWARMPULL_STORE').default(undefined, '$XDG_CACHE_HOME/swarmpull'))
+    .option('--json', 'print one JSON document on stdout')
+    .action(async (flags: { store?: string; json?: boolean }) => {
+      await storeLs(flags.store ?? defaultStoreRoot(), { json: !!flags.json });
+    });
+  storeCommand
+    .command('prune')
+    .description('delete least-recently-used or old blobs, and leftovers of interrupted pulls; never a blob a running pull or serve uses')
+    .addOption(new Option('--store <dir>', 'blob store directory').env('SWARMPULL_STORE').default(undefined, '$XDG_CACHE_HOME/swarmpull'))
+    .option('--max-size <size>', 'delete least-recently-used blobs until the store takes at most SIZE (e.g. 10G, 500M; powers of 1024)')
+    .option('--older-than <duration>', 'delete blobs not used for DURATION (e.g. 7d, 12h, 30m)')
+    .option('--dry-run', 'print what would be deleted, delete nothing')
+    .option('--json', 'print one JSON document on stdout')
+    .action(async (flags: { store?: string; maxSize?: string; olderThan?: string; dryRun?: boolean; json?: boolean }) => {
+      await storePrune(flags.store ?? defaultStoreRoot(), {
+        ...(flags.maxSize === undefined ? {} : { maxSize: parseSize(flags.maxSize, '--max-size') }),
+        ...(flags.olderThan === undefined ? {} : { olderThanMs: parseDuration(flags.olderThan, '--older-than') }),
+        dryRun: !!flags.dryRun,
+        json: !!flags.json,
+      });
+    });
+
+  program
+    .command('completion')
+    .description('print the completion script for a shell (bash, zsh or fish)')
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action((shell: Shell) => {
+      process.stdout.write(completionScript(program, shell));
+    });
 
   return program;
 }

@@ -9,6 +9,7 @@ import { openOutput, type OutputSpec } from './output/open.ts';
 import type { ImageSink, ResolvedImage } from './output/sink.ts';
 import { formatReference, manifestReference, type Reference } from './reference.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
+import { registerInUse, type InUse } from './store/in-use.ts';
 import type { BlobStore } from './store/store.ts';
 import { Slots } from './swarm/semaphore.ts';
 import { Swarm, type SwarmOptions } from './swarm/swarm.ts';
@@ -97,12 +98,15 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   const swarmSettings = opts.swarm;
   let swarm: Swarm | undefined;
   let sink: ImageSink | undefined;
+  let inUse: InUse | undefined;
   const bytes = { registry: 0, peers: 0, cached: 0 };
   // Listen and discover while the registry resolves the reference.
   const swarmStarted = swarmSettings ? new Swarm({ ...swarmSettings, registryConcurrency: REGISTRY_CONCURRENCY }).start() : undefined;
   swarmStarted?.catch(() => {});
   try {
     const image = await resolveImage(registry, ref, opts.platform ?? hostPlatform(), signal);
+    // Before looking in the store: `store prune` leaves these blobs alone until the pull ends.
+    inUse = await registerInUse(store, [image.index?.digest ?? '', image.manifest.digest, image.config.digest, ...image.layers.map((l) => l.digest)]);
     swarm = await swarmStarted;
     for (const m of [image.index, image.manifest]) {
       if (!m) continue;
@@ -179,6 +183,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   } finally {
     await (swarm ?? (await swarmStarted?.catch(() => undefined)))?.stop();
     await registry.close();
+    await inUse?.release();
   }
 }
 

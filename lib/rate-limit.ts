@@ -1,5 +1,4 @@
 // A token bucket: at most `rate` bytes a second on average, bursts of up to a quarter second's worth.
-import { usageError } from './errors.ts';
 
 export class RateLimit {
   private readonly rate: number;
@@ -26,14 +25,4 @@ export class RateLimit {
     this.queue = turn;
     return turn;
   }
-}
-
-const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-
-/** "50M", "800k", "1G", "12345": bytes (binary units). */
-export function parseSize(s: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?$/i.exec(s.trim());
-  const n = m ? Number(m[1]) * UNITS[m[2]!.toLowerCase()]! : NaN;
-  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} ${JSON.stringify(s)}: expected a size like 50M, 800K or 1G`);
-  return Math.floor(n);
 }

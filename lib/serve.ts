@@ -2,6 +2,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDigest } from './image/digest.ts';
+import { registerInUse } from './store/in-use.ts';
 import type { BlobStore } from './store/store.ts';
 import { Swarm, type SwarmOptions } from './swarm/swarm.ts';
 
@@ -16,16 +17,24 @@ export interface ServeOptions {
 }
 
 export async function serve(opts: ServeOptions): Promise<void> {
-  const swarm = await new Swarm({ ...opts.swarm, registryConcurrency: 0 }).start();
+  // `store prune` leaves the seeded blobs alone while serve runs.
+  const inUse = await registerInUse(opts.store);
+  const swarm = await new Swarm({ ...opts.swarm, registryConcurrency: 0 }).start().catch(async (err) => {
+    await inUse.release();
+    throw err;
+  });
   const seeded = new Set<string>();
   const scan = async () => {
     const dir = join(opts.store.root, 'blobs/sha256');
-    for (const hex of await readdir(dir).catch(() => [] as string[])) {
-      const digest = `sha256:${hex}`;
-      if (seeded.has(digest) || !isDigest(digest)) continue;
-      const path = join(dir, hex);
-      const { size } = await stat(path);
-      await swarm.blob({ digest, size }, false).seedFrom(path);
+    const found = (await readdir(dir).catch(() => [] as string[])).map((hex) => `sha256:${hex}`);
+    const fresh = found.filter((digest) => !seeded.has(digest) && isDigest(digest));
+    // Registered before the stat: a blob prune deleted meanwhile is simply not there.
+    await inUse.add(fresh);
+    for (const digest of fresh) {
+      const path = join(dir, digest.slice('sha256:'.length));
+      const st = await stat(path).catch(() => null);
+      if (!st?.isFile()) continue;
+      await swarm.blob({ digest, size: st.size }, false).seedFrom(path);
       seeded.add(digest);
     }
   };
@@ -43,5 +52,6 @@ export async function serve(opts: ServeOptions): Promise<void> {
     }
   } finally {
     await swarm.stop();
+    await inUse.release();
   }
 }

@@ -1,15 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RateLimit, parseSize } from '../../lib/rate-limit.ts';
+import { RateLimit } from '../../lib/rate-limit.ts';
+import { parseRate } from '../../lib/units.ts';
 import { ExitCode, SwarmpullError } from '../../lib/errors.ts';
 
-test('sizes parse with binary units', () => {
-  assert.equal(parseSize('50M', '--x'), 50 * 1024 * 1024);
-  assert.equal(parseSize('800k', '--x'), 800 * 1024);
-  assert.equal(parseSize('1GiB', '--x'), 1024 ** 3);
-  assert.equal(parseSize('12345', '--x'), 12345);
+test('rates parse as sizes with binary units, and zero is refused', () => {
+  assert.equal(parseRate('50M', '--x'), 50 * 1024 * 1024);
+  assert.equal(parseRate('800k', '--x'), 800 * 1024);
+  assert.equal(parseRate('1GiB', '--x'), 1024 ** 3);
+  assert.equal(parseRate('12345', '--x'), 12345);
   for (const bad of ['', '0', '-1M', '10X', 'fast']) {
-    assert.throws(() => parseSize(bad, '--x'), (e: unknown) => e instanceof SwarmpullError && e.exitCode === ExitCode.usage, bad);
+    assert.throws(() => parseRate(bad, '--x'), (e: unknown) => e instanceof SwarmpullError && e.exitCode === ExitCode.usage, bad);
   }
 });
 
