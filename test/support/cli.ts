@@ -1,12 +1,14 @@
 // Runs the swarmpull CLI as a user would: the built binary when SWARMPULL_BIN is set, else bin/swarmpull.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ENTRY = fileURLToPath(new URL('../../bin/swarmpull.ts', import.meta.url));
 
 export function cliCommand(args: string[]): [string, string[]] {
   const bin = process.env.SWARMPULL_BIN;
-  return bin ? [bin, args] : [process.execPath, [ENTRY, ...args]];
+  // absolute: tests run it from other directories and inside network namespaces
+  return bin ? [resolve(bin), args] : [process.execPath, [ENTRY, ...args]];
 }
 
 export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
