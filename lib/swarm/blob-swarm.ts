@@ -321,9 +321,13 @@ export class BlobSwarm {
     // Runs stay inside aligned units of maxPieces; with peers, each unit has an owner among us and them.
     const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(runBytes / this.layout.pieceLength)) : Infinity;
     const unit = Math.max(1, Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength));
-    const mine = this.synced.size > 0 ? this.ownerTest(unit) : undefined;
+    const alone = this.synced.size === 0;
+    const mine = alone ? undefined : this.ownerTest(unit);
+    // With nobody to share with, one run at a time from the first missing piece: the bytes then arrive in order and
+    // the running hash sees each once (pieces out of order would be read back from disk to verify the blob).
+    if (alone && this.opts.usePeers && this.registryActive.size > 0) return;
     while (this.opts.registrySlots.tryTake()) {
-      const first = this.opts.usePeers ? this.picker.pickForRegistry(Date.now(), mine) : this.firstMissingIdle();
+      const first = this.opts.usePeers && !alone ? this.picker.pickForRegistry(Date.now(), mine) : this.firstMissingIdle();
       if (first === null) {
         this.opts.registrySlots.give();
         return;
@@ -332,6 +336,7 @@ export class BlobSwarm {
       const end = Math.min(first - (first % maxPieces) + maxPieces, this.layout.count);
       while (first + run.length < end && this.picker.extendsRegistryRun(first + run.length)) run.push(first + run.length);
       this.fetchFromRegistry(run, d.registry);
+      if (alone && this.opts.usePeers) return;
     }
   }
 
@@ -370,7 +375,7 @@ export class BlobSwarm {
 
   /** Without peers, the registry takes the missing pieces in order (long sequential requests). */
   private firstMissingIdle(): number | null {
-    for (let i = 0; i < this.layout.count; i++) if (!this.have.get(i) && !this.picker.isActive(i)) return i;
+    for (let i = 0; i < this.layout.count; i++) if (this.picker.extendsRegistryRun(i)) return i;
     return null;
   }
 
