@@ -29,3 +29,12 @@ export const integrityError = (msg: string) => new SwarmpullError(ExitCode.integ
 export const unreachableError = (msg: string, cause?: unknown) =>
   new SwarmpullError(ExitCode.unreachable, msg, { cause });
 export const failure = (msg: string, cause?: unknown) => new SwarmpullError(ExitCode.failure, msg, { cause });
+
+/** A write that failed for want of space, as one line naming the file that filled its disk up (Node's message
+ *  for a write on an open file names none). Any other error passes through unchanged. */
+export function writeFailure(err: unknown, path: string): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOSPC') return failure(`no space left on device: cannot write ${path}`, err);
+  if (code === 'EDQUOT') return failure(`disk quota exceeded: cannot write ${path}`, err);
+  return err;
+}

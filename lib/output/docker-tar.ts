@@ -131,12 +131,19 @@ export class DockerTarWriter {
 
   async #entry(name: string, size: number, body: Readable | Buffer): Promise<void> {
     const header = { name, size, type: 'file' as const, mode: 0o644, mtime: EPOCH, uid: 0, gid: 0 };
-    if (Buffer.isBuffer(body)) {
-      await new Promise<void>((resolve, reject) => this.#pack.entry(header, body, (err) => (err ? reject(err) : resolve())));
-    } else {
-      // pipeline waits for the pack to drain (tar-stream holds the entry until its reader catches up): back-pressure
-      // from `out` reaches the file read.
-      await pipeline(body, this.#pack.entry(header));
+    try {
+      if (Buffer.isBuffer(body)) {
+        await new Promise<void>((resolve, reject) => this.#pack.entry(header, body, (err) => (err ? reject(err) : resolve())));
+      } else {
+        // pipeline waits for the pack to drain (tar-stream holds the entry until its reader catches up): back-pressure
+        // from `out` reaches the file read.
+        await pipeline(body, this.#pack.entry(header));
+      }
+    } catch (err) {
+      // A failing `out` (a full disk, docker load gone) destroys the pack, which fails this entry with a vaguer
+      // error of its own ("already finalized or destroyed"): report why `out` failed.
+      if (this.#pack.destroyed) await this.#done.catch(() => {});
+      throw this.#error ?? err;
     }
   }
 }

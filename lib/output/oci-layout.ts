@@ -8,7 +8,7 @@
 //   atomically at the end. Until then the new blobs are unreferenced, and abort deletes exactly those.
 import { chmod, copyFile, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { failure, integrityError, usageError } from '../errors.ts';
+import { failure, integrityError, usageError, writeFailure } from '../errors.ts';
 import { digestHex, sha256Digest } from '../image/digest.ts';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type Descriptor, type ManifestBlob } from '../image/types.ts';
 import { lock } from '../store/lock.ts';
@@ -158,9 +158,14 @@ class OciLayoutSink implements ImageSink {
       this.#assertOpen();
       const { size } = await stat(path);
       if (size !== desc.size) throw integrityError(`blob ${desc.digest}: ${path} holds ${size} bytes, the descriptor says ${desc.size}`);
-      await this.#putBlob(desc.digest, size, (tmp) => copyFile(path, tmp));
+      await this.#putBlob(desc.digest, size, (tmp) => copyFile(path, tmp)).catch(this.#writeFailed);
     });
   }
+
+  /** A full disk is named by the layout's path, not by the temp file that hit it. */
+  readonly #writeFailed = (err: unknown): never => {
+    throw writeFailure(err, this.#target);
+  };
 
   commit(): Promise<string> {
     return this.#queue.run(async () => {
@@ -185,7 +190,7 @@ class OciLayoutSink implements ImageSink {
       this.#state = 'committed';
       const name = reference.tag ? `${this.#target}:${reference.tag}` : `${this.#target} (${top.digest}, untagged)`;
       return `wrote ${name}`;
-    });
+    }).catch(this.#writeFailed);
   }
 
   async abort(): Promise<void> {
@@ -234,10 +239,31 @@ class OciLayoutSink implements ImageSink {
       await rename(this.#root, this.#target);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw failure(`--oci ${this.#target}: appeared while pulling; not replacing it`, err);
-      throw err;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      // Pulls started together into one new DIR: the first to finish made it a layout; the others merge into it.
+      const now = await inspectTarget(this.#target).catch(() => undefined);
+      if (now !== 'layout') throw failure(`--oci ${this.#target}: appeared while pulling; not replacing it`, err);
+      await this.#mergeInto(entry);
+      return;
     }
     await fsyncPath(dirname(this.#target));
+  }
+
+  /** DIR became a layout while this pull built its own beside it: move the blobs it lacks in, then add the entry. */
+  async #mergeInto(entry: Descriptor): Promise<void> {
+    const from = join(this.#root, 'blobs', 'sha256');
+    const to = join(this.#target, 'blobs', 'sha256');
+    await mkdir(to, { recursive: true });
+    for (const name of await readdir(from)) {
+      const file = join(to, name);
+      const existing = await stat(file).catch(() => undefined);
+      if (existing?.size === (await stat(join(from, name))).size) continue; // content-addressed: the same blob
+      await rename(join(from, name), file);
+      if (!existing) this.#createdFiles.push(file); // unreferenced until index.json names it: abort takes it out
+    }
+    await fsyncPath(to);
+    await this.#updateInPlace(entry);
+    await rm(this.#root, { recursive: true, force: true });
   }
 
   async #updateInPlace(entry: Descriptor): Promise<void> {

@@ -2,7 +2,7 @@
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { failure, usageError } from '../errors.ts';
+import { failure, usageError, writeFailure } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
 import { DockerTarWriter } from './docker-tar.ts';
 import { fsyncPath, tempPath } from './files.ts';
@@ -23,12 +23,15 @@ async function openFile(target: string, image: ResolvedImage): Promise<ImageSink
   });
   const writer = new DockerTarWriter(image, fh.createWriteStream());
   let state: 'open' | 'committed' | 'aborted' = 'open';
+  const failed = (err: unknown): never => {
+    throw writeFailure(err, target);
+  };
   return {
     description: `tar:${target}`,
-    addBlob: (desc: Descriptor, path: string) => writer.addBlob(desc, path),
+    addBlob: (desc: Descriptor, path: string) => writer.addBlob(desc, path).catch(failed),
     async commit() {
-      await writer.finish();
-      await fsyncPath(tmp); // the data must be on disk before the name points at it
+      await writer.finish().catch(failed);
+      await fsyncPath(tmp).catch(failed); // the data must be on disk before the name points at it
       await rename(tmp, target);
       await fsyncPath(dirname(target));
       state = 'committed';

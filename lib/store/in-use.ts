@@ -14,7 +14,7 @@
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { failure } from '../errors.ts';
+import { failure, writeFailure } from '../errors.ts';
 import { isDigest } from '../image/digest.ts';
 import { lock, tryLock, type Lock } from './lock.ts';
 
@@ -59,8 +59,13 @@ export async function registerInUse(store: { root: string }, digests: Iterable<s
       const body: Omit<Registration, 'token'> = { pid: process.pid, since, digests: [...held] };
       await mkdir(dir, { recursive: true });
       const tmp = join(dir, `.${token}.tmp`);
-      await writeFile(tmp, JSON.stringify(body) + '\n');
-      await rename(tmp, file);
+      try {
+        await writeFile(tmp, JSON.stringify(body) + '\n');
+        await rename(tmp, file);
+      } catch (err) {
+        await unlink(tmp).catch(() => {}); // a full disk leaves no half file behind
+        throw writeFailure(err, tmp);
+      }
     } finally {
       await maintenance.release();
     }

@@ -1,6 +1,7 @@
 // A reverse proxy in front of a real registry that injects faults on request: error statuses, Retry-After,
-// redirects, connections cut mid-body, altered bodies, delays. Each test programs it with plan(); it records
-// every request it saw (with the headers that arrived) and counts the body bytes it served.
+// redirects, connections cut mid-body (closed or reset), bodies that stall, altered bodies, delays, throttling.
+// Each test programs it with plan(); it records every request it saw (with the headers that arrived) and counts
+// the body bytes it served, in all and per request.
 import { createServer, request as httpRequest, Agent, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -24,8 +25,14 @@ export interface Fault {
   /** answer a redirect to this absolute URL (status `redirectStatus`, default 307) */
   redirectTo?: string;
   redirectStatus?: number;
-  /** forward, and cut the connection after this many body bytes */
+  /** forward, and close the connection after this many body bytes (Content-Length promised, fewer bytes sent) */
   cutAfterBytes?: number;
+  /** forward, and reset the connection (TCP RST) after this many body bytes */
+  resetAfterBytes?: number;
+  /** forward this many body bytes, then send nothing more, holding the connection open until the client leaves */
+  stallAfterBytes?: number;
+  /** forward the body at this many bytes per second (per answer) */
+  rateBytesPerSec?: number;
   /** forward, buffer the body and send fn(body) instead; Content-Length follows, every other header is kept */
   mutateBody?: (body: Buffer) => Buffer;
   /** forward the answer without Content-Length (chunked), e.g. to test a client's own size cap */
@@ -39,11 +46,19 @@ export interface Fault {
 
 export type Plan = (req: ProxyRequest) => Fault | undefined | void;
 
+export interface RecordedRequest extends ProxyRequest {
+  status?: number;
+  /** body bytes sent to the client for this request */
+  bytes: number;
+  /** when it arrived (performance.now()) */
+  at: number;
+}
+
 export interface FaultProxy {
   /** address:port, usable as a registry name */
   host: string;
   port: number;
-  requests: (ProxyRequest & { status?: number })[];
+  requests: RecordedRequest[];
   /** body bytes sent to clients */
   bytesServed: number;
   /** set the fault plan (undefined: forward everything untouched) */
@@ -78,11 +93,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   };
 
   const server = createServer((req, res) => {
-    const record: ProxyRequest & { status?: number } = {
+    const record: RecordedRequest = {
       index: proxy.requests.length,
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: { ...req.headers },
+      bytes: 0,
+      at: performance.now(),
     };
     proxy.requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
@@ -90,7 +107,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     void handle(req, res, fault ?? {}, record).catch(() => res.destroy());
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, fault: Fault, record: ProxyRequest & { status?: number }) {
+  async function handle(req: IncomingMessage, res: ServerResponse, fault: Fault, record: RecordedRequest) {
     if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
     if (fault.redirectTo) {
       req.resume();
@@ -104,7 +121,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       const headers: Record<string, string> = { 'content-length': String(body.length), ...fault.headers };
       if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter);
       res.writeHead(fault.status, headers);
-      proxy.bytesServed += req.method === 'HEAD' ? 0 : body.length;
+      const sent = req.method === 'HEAD' ? 0 : body.length;
+      proxy.bytesServed += sent;
+      record.bytes += sent;
       res.end(req.method === 'HEAD' ? undefined : body);
       record.status = fault.status;
       return;
@@ -129,26 +148,53 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       delete outHeaders['transfer-encoding'];
       res.writeHead(up.statusCode ?? 502, outHeaders);
       proxy.bytesServed += body.length;
+      record.bytes += body.length;
       if (req.method !== 'HEAD') res.write(body);
       res.end();
       return;
     }
     res.writeHead(up.statusCode ?? 502, outHeaders);
-    let left = fault.cutAfterBytes ?? Infinity;
+    const throttle = { startedAt: performance.now(), sent: 0 };
+    /** false once the client has gone */
+    const send = async (chunk: Buffer): Promise<boolean> => {
+      const slice = fault.rateBytesPerSec ? 16 * 1024 : chunk.length;
+      for (let at = 0; at < chunk.length; at += slice) {
+        const part = chunk.subarray(at, at + slice);
+        const ok = await new Promise<boolean>((r) => res.write(part, (err) => r(!err)));
+        if (!ok || res.destroyed) return false;
+        proxy.bytesServed += part.length;
+        record.bytes += part.length;
+        if (fault.rateBytesPerSec) {
+          throttle.sent += part.length;
+          const due = throttle.startedAt + (throttle.sent / fault.rateBytesPerSec) * 1000;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+      return true;
+    };
+    const limit = fault.cutAfterBytes ?? fault.resetAfterBytes ?? fault.stallAfterBytes;
+    let left = limit ?? Infinity;
     for await (const c of up) {
       const chunk = c as Buffer;
-      if (chunk.length >= left) {
-        // Send what is allowed, then drop the connection mid-body, as a flaky network would.
-        const part = chunk.subarray(0, left);
-        proxy.bytesServed += part.length;
-        await new Promise<void>((r) => res.write(part, () => r()));
+      if (limit !== undefined && chunk.length >= left) {
+        // Send what is allowed, then fail mid-body, as a flaky network or a wedged server would.
+        await send(chunk.subarray(0, left));
         up.destroy();
-        res.socket?.destroy();
+        if (fault.stallAfterBytes !== undefined) {
+          if (!res.destroyed) await new Promise((r) => res.once('close', r));
+        } else if (fault.resetAfterBytes !== undefined) {
+          res.socket?.resetAndDestroy();
+        } else {
+          res.socket?.destroy();
+        }
         return;
       }
       left -= chunk.length;
-      proxy.bytesServed += chunk.length;
-      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      if (!(await send(chunk))) {
+        up.destroy();
+        return;
+      }
     }
     res.end();
   }
