@@ -35,7 +35,11 @@ function descriptor(v: unknown, what: string): Descriptor {
       out.platform = { os: p.os, architecture: p.architecture, ...(typeof p.variant === 'string' ? { variant: p.variant } : {}) };
     }
   }
-  if (typeof d.annotations === 'object' && d.annotations !== null) out.annotations = d.annotations as Record<string, string>;
+  if (typeof d.annotations === 'object' && d.annotations !== null && !Array.isArray(d.annotations)) {
+    // string values only, as the spec says: whatever else a registry put there is not passed on
+    const strings = Object.entries(d.annotations).filter((e): e is [string, string] => typeof e[1] === 'string');
+    out.annotations = Object.fromEntries(strings);
+  }
   if (Array.isArray(d.urls)) out.urls = d.urls.filter((u): u is string => typeof u === 'string');
   return out;
 }

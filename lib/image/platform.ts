@@ -5,7 +5,7 @@ import type { Platform } from './types.ts';
 export function parsePlatform(s: string): Platform {
   const parts = s.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/i.test(p))) {
-    throw usageError(`invalid platform ${JSON.stringify(s)}: expected os/arch[/variant], e.g. linux/arm64`);
+    throw usageError(`invalid platform ${JSON.stringify(s.slice(0, 100))}: expected os/arch[/variant], e.g. linux/arm64`);
   }
   const [os, architecture, variant] = parts as [string, string, string?];
   return { os, architecture, ...(variant ? { variant } : {}) };

@@ -73,7 +73,9 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
         continue;
       }
     }
-    // auth-params: name = value, separated by commas, until a name that is not followed by '=' (a new scheme)
+    // auth-params: name = value, separated by commas, until a name that is not followed by '=' (a new scheme).
+    // A Map, not the object: names such as "constructor" or "__proto__" must be plain names.
+    const params = new Map<string, string>();
     for (;;) {
       skipSpace();
       if (i >= n) break;
@@ -100,12 +102,13 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
         if (!value) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has no value`, i);
       }
       const key = name.toLowerCase();
-      if (key in challenge.params) throw bad(`parameter ${JSON.stringify(key.slice(0, 40))} given twice`, save);
-      if (Object.keys(challenge.params).length >= MAX_PARAMS) throw bad('too many parameters', save);
-      challenge.params[key] = value;
+      if (params.has(key)) throw bad(`parameter ${JSON.stringify(key.slice(0, 40))} given twice`, save);
+      if (params.size >= MAX_PARAMS) throw bad('too many parameters', save);
+      params.set(key, value);
       skipSpace();
       if (i < n && header[i] !== ',') throw bad('expected "," between parameters', i);
     }
+    challenge.params = Object.fromEntries(params);
   }
   if (challenges.length === 0) throw bad('no challenge', 0);
   return challenges;

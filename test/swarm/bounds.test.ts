@@ -1,0 +1,159 @@
+// Bounds on peers, end to end on loopback: a real registry, the swarmpull CLI pulling, and scripted hostile peers
+// (fixtures/scripted-peer.ts) that stall, trickle, drip or announce a 100 MiB message, plus a flood of connections
+// that never handshake. Each costs the pull seconds (the timeouts in lib/swarm/peer.ts), is dropped, and the pull
+// completes from the registry or from an honest seeder.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Swarm } from '../../lib/swarm/swarm.ts';
+import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
+import { runCli, type CliResult } from '../support/cli.ts';
+import { startRegistry, type Registry } from '../support/registry.ts';
+import { ScriptedPeer, type Behaviour } from './fixtures/scripted-peer.ts';
+
+const MiB = 1 << 20;
+let registry: Registry;
+let work: string;
+let image: FixtureImage;
+let ref: string;
+let n = 0;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'swarmpull-bounds-'));
+  registry = await startRegistry();
+  image = await buildImage(join(work, 'src'), 'v1', { layers: [2 * MiB, MiB], seed: 'bounds' });
+  ref = `${registry.host}/bounds/app:v1`;
+  await pushImage(image.layoutDir, 'v1', ref);
+});
+after(async () => {
+  await registry?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+interface Pull {
+  r: CliResult;
+  json: { bytes: { total: number; registry: number; peers: number }; peers: { seen: number; used: number } };
+  seconds: number;
+}
+
+async function pull(peers: string[], extra: string[] = []): Promise<Pull> {
+  const id = n++;
+  const t0 = performance.now();
+  const r = await runCli(
+    ['pull', ref, '--oci', join(work, `oci-${id}`), '--store', join(work, `store-${id}`), '--no-mdns', '--port', '0', '--peers', peers.join(','), '--json', '--debug', '-q', '--linger', '0', ...extra],
+    { timeoutMs: 180_000 },
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  assert.equal(r.code, 0, `pull exited ${r.code ?? r.signal} after ${seconds.toFixed(1)} s:\n${r.stderr.slice(-4000)}`);
+  return { r, json: JSON.parse(r.stdout), seconds };
+}
+
+/** The puller dropped every connection of the hostile peer that it had asked for blocks. */
+function assertDropped(hostile: ScriptedPeer, p: Pull, reason: RegExp): void {
+  assert.ok(hostile.asked.length > 0, `the hostile peer was never asked for a block: nothing was tested\n${p.r.stderr.slice(-3000)}`);
+  for (const c of hostile.asked) assert.ok(c.closedAt, `a connection the hostile peer got ${c.requests} requests on is still open`);
+  const port = `:${hostile.port}`;
+  const closes = p.r.stderr.split('\n').filter((l) => / closed: /.test(l));
+  assert.ok(closes.some((l) => reason.test(l)), `no peer closed for ${reason}:\n${closes.join('\n')}\n(hostile on ${port})`);
+}
+
+/** An in-process honest seeder of the image's blobs. */
+async function honestSeeder(): Promise<Swarm> {
+  const swarm = await new Swarm({ port: 0, mdns: false, staticPeers: [], registryConcurrency: 0, log: () => {} }).start();
+  const dir = join(image.layoutDir, 'blobs/sha256');
+  for (const hex of await readdir(dir)) {
+    if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+    await swarm.blob({ digest: `sha256:${hex}`, size: (await stat(join(dir, hex))).size }, false).seedFrom(join(dir, hex));
+  }
+  return swarm;
+}
+
+describe('hostile peers cost a pull seconds, then their pieces come from elsewhere', () => {
+  const cases: { behaviour: Behaviour; reason: RegExp; what: string }[] = [
+    { behaviour: 'silent', reason: /a request timed out/, what: 'completes the handshake, then never answers a request' },
+    { behaviour: 'trickle', reason: /a request timed out/, what: 'answers one byte a second' },
+    { behaviour: 'huge-prefix', reason: /message of 104857600 bytes/, what: 'announces a 100 MiB message' },
+  ];
+  for (const { behaviour, reason, what } of cases) {
+    test(`a peer that ${what}: dropped, the registry serves its pieces`, async (t) => {
+      const hostile = await new ScriptedPeer(behaviour).start(image.layoutDir);
+      try {
+        const p = await pull([`127.0.0.1:${hostile.port}`]);
+        t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s; the hostile peer got ${hostile.asked.reduce((a, c) => a + c.requests, 0)} requests on ${hostile.asked.length} connections`);
+        assertDropped(hostile, p, reason);
+        assert.equal(p.json.bytes.peers, 0);
+        assert.equal(p.json.bytes.registry, image.size);
+        // "Seconds": the request timeout (8 s) plus the pull itself; generous for a loaded machine.
+        assert.ok(p.seconds < 90, `the pull took ${p.seconds.toFixed(1)} s`);
+      } finally {
+        await hostile.stop();
+      }
+    });
+  }
+
+  test('a peer that never answers, next to an honest seeder, without the registry: every piece from the seeder', async (t) => {
+    const hostile = await new ScriptedPeer('silent').start(image.layoutDir);
+    const honest = await honestSeeder();
+    try {
+      const p = await pull([`127.0.0.1:${hostile.port}`, `127.0.0.1:${honest.port}`], ['--no-registry']);
+      t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s; ${p.json.bytes.peers} bytes from peers`);
+      // The seeder usually serves every piece (endgame duplicates included) before the request timeout: then the
+      // pull's end closes the hostile peer; on a slow run its timeout does.
+      assertDropped(hostile, p, /closed: (a request timed out|done)/);
+      assert.equal(p.json.bytes.registry, 0);
+      assert.equal(p.json.bytes.peers, image.size);
+      assert.equal(p.json.peers.used, 1);
+    } finally {
+      await hostile.stop();
+      await honest.stop();
+    }
+  });
+
+  test('a peer that answers one block every 5 s (never silent long enough to time out): dropped at the request deadline', async (t) => {
+    const hostile = await new ScriptedPeer('drip', { dripMs: 5000 }).start(image.layoutDir);
+    try {
+      const p = await pull([`127.0.0.1:${hostile.port}`]);
+      t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s; the dripping peer sent ${hostile.asked.reduce((a, c) => a + c.sent, 0)} bytes`);
+      assertDropped(hostile, p, /a request took over 30 s/);
+      assert.ok(p.seconds < 120, `the pull took ${p.seconds.toFixed(1)} s`);
+    } finally {
+      await hostile.stop();
+    }
+  });
+});
+
+test('hundreds of connections that never handshake: capped per host, closed at the handshake timeout, others still served', async (t) => {
+  const seeder = await honestSeeder();
+  const flood: { socket: Socket; closed: Promise<void>; isClosed: () => boolean }[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      // from another loopback address than the honest puller's (127.0.0.1), as another host would be
+      const socket = connect({ host: '127.0.0.1', port: seeder.port, localAddress: '127.0.0.2' });
+      socket.on('error', () => {});
+      let closed = false;
+      flood.push({ socket, closed: new Promise((r) => socket.once('close', () => ((closed = true), r()))), isClosed: () => closed });
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const refused = flood.filter((f) => f.isClosed()).length;
+    const held = seeder.connections;
+    t.diagnostic(`${refused} of 200 silent connections refused at once; the seeder holds ${held} connections`);
+    assert.ok(held <= 40, `the seeder holds ${held} connections`);
+    assert.ok(refused >= 150, `only ${refused} refused`);
+
+    const p = await pull([`127.0.0.1:${seeder.port}`], ['--no-registry']);
+    t.diagnostic(`pull from the flooded seeder done in ${p.seconds.toFixed(1)} s`);
+    assert.equal(p.json.bytes.peers, image.size);
+
+    // The silent ones it kept are closed when their handshake time (10 s) is up.
+    let timer: NodeJS.Timeout | undefined;
+    const all = await Promise.race([Promise.all(flood.map((f) => f.closed)).then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000)))]);
+    clearTimeout(timer);
+    assert.ok(all, `${flood.filter((f) => !f.isClosed()).length} silent connections outlived the handshake timeout`);
+  } finally {
+    for (const f of flood) f.socket.destroy();
+    await seeder.stop();
+  }
+});
