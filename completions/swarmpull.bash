@@ -12,8 +12,8 @@ _swarmpull_spec() {
     'swarmpull pull')
       cmds=''
       args=''
-      opts='--platform --oci -o --output --store --json -q --quiet --registry-only --no-registry --linger --port --no-mdns --peers --peers-file --swarm-key --interface --plain-http --insecure --creds --debug -h --help'
-      valued=' --platform --oci -o --output --store --linger --port --peers --peers-file --swarm-key --interface --creds ' ;;
+      opts='--platform --oci -o --output --store --json -q --quiet --registry-only --no-registry --linger --port --no-mdns --peers --peers-file --swarm-key --interface --max-upload-rate --max-download-rate --plain-http --insecure --creds --debug -h --help'
+      valued=' --platform --oci -o --output --store --linger --port --peers --peers-file --swarm-key --interface --max-upload-rate --max-download-rate --creds ' ;;
     'swarmpull resolve')
       cmds=''
       args=''
@@ -22,8 +22,8 @@ _swarmpull_spec() {
     'swarmpull serve')
       cmds=''
       args=''
-      opts='--store --debug -q --quiet --port --no-mdns --peers --peers-file --swarm-key --interface -h --help'
-      valued=' --store --port --peers --peers-file --swarm-key --interface ' ;;
+      opts='--store --debug -q --quiet --port --no-mdns --peers --peers-file --swarm-key --interface --max-upload-rate --max-download-rate -h --help'
+      valued=' --store --port --peers --peers-file --swarm-key --interface --max-upload-rate --max-download-rate ' ;;
     'swarmpull store')
       cmds='ls prune help'
       args=''

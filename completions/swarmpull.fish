@@ -15,7 +15,7 @@ function __swarmpull_command
         switch "$cmd $w"
             case 'swarmpull pull' 'swarmpull resolve' 'swarmpull serve' 'swarmpull store' 'swarmpull completion' 'swarmpull help' 'swarmpull store ls' 'swarmpull store prune' 'swarmpull store help'
                 set cmd "$cmd $w"
-            case 'swarmpull pull --platform' 'swarmpull pull --oci' 'swarmpull pull -o' 'swarmpull pull --output' 'swarmpull pull --store' 'swarmpull pull --linger' 'swarmpull pull --port' 'swarmpull pull --peers' 'swarmpull pull --peers-file' 'swarmpull pull --swarm-key' 'swarmpull pull --interface' 'swarmpull pull --creds' 'swarmpull resolve --platform' 'swarmpull resolve --creds' 'swarmpull serve --store' 'swarmpull serve --port' 'swarmpull serve --peers' 'swarmpull serve --peers-file' 'swarmpull serve --swarm-key' 'swarmpull serve --interface' 'swarmpull store ls --store' 'swarmpull store prune --store' 'swarmpull store prune --max-size' 'swarmpull store prune --older-than'
+            case 'swarmpull pull --platform' 'swarmpull pull --oci' 'swarmpull pull -o' 'swarmpull pull --output' 'swarmpull pull --store' 'swarmpull pull --linger' 'swarmpull pull --port' 'swarmpull pull --peers' 'swarmpull pull --peers-file' 'swarmpull pull --swarm-key' 'swarmpull pull --interface' 'swarmpull pull --max-upload-rate' 'swarmpull pull --max-download-rate' 'swarmpull pull --creds' 'swarmpull resolve --platform' 'swarmpull resolve --creds' 'swarmpull serve --store' 'swarmpull serve --port' 'swarmpull serve --peers' 'swarmpull serve --peers-file' 'swarmpull serve --swarm-key' 'swarmpull serve --interface' 'swarmpull serve --max-upload-rate' 'swarmpull serve --max-download-rate' 'swarmpull store ls --store' 'swarmpull store prune --store' 'swarmpull store prune --max-size' 'swarmpull store prune --older-than'
                 set skip 1
         end
     end
@@ -49,6 +49,8 @@ complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l pe
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l peers-file -r -F -d 'peers one per line, or an Ansible INI inventory'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l swarm-key -r -F -d 'private swarm: only peers holding this key exchange pieces (or SWARMPULL_SWARM_KEY)'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l interface -x -d 'address of the network interface for mDNS (default: the first non-loopback one)'
+complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l max-upload-rate -x -d 'send at most SIZE bytes a second to peers, all together (e.g. 50M, 800K)'
+complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l max-download-rate -x -d 'receive at most SIZE bytes a second from peers and the registry together (e.g. 50M)'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l plain-http -d 'talk HTTP, not HTTPS, to the registry (implied for localhost/127.0.0.1)'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l insecure -d 'do not verify the registry TLS certificate'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull pull\'' -l creds -x -d 'registry credentials (default: docker login config, REGISTRY_AUTH_FILE)'
@@ -71,6 +73,8 @@ complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -l p
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -l peers-file -r -F -d 'peers one per line, or an Ansible INI inventory'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -l swarm-key -r -F -d 'private swarm: only peers holding this key exchange pieces (or SWARMPULL_SWARM_KEY)'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -l interface -x -d 'address of the network interface for mDNS (default: the first non-loopback one)'
+complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -l max-upload-rate -x -d 'send at most SIZE bytes a second to peers, all together (e.g. 50M, 800K)'
+complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -l max-download-rate -x -d 'receive at most SIZE bytes a second from peers and the registry together (e.g. 50M)'
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull serve\'' -s h -l help -d 'display help for command'
 # swarmpull store
 complete -c swarmpull -n 'test (__swarmpull_command) = \'swarmpull store\'' -a 'ls' -d 'list the blobs in the store with the images they belong to, and partial downloads with their progress'

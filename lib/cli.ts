@@ -10,7 +10,8 @@ import { serve } from './serve.ts';
 import { manifestReference, parseReference } from './reference.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
 import { BlobStore, defaultStoreRoot } from './store/store.ts';
-import { parseDuration, parseSize } from './units.ts';
+import { RateLimit } from './rate-limit.ts';
+import { parseDuration, parseRate, parseSize } from './units.ts';
 import { storeLs, storePrune } from './store-commands.ts';
 import { VERSION } from './version.ts';
 import { parsePeers, readPeersFile } from './swarm/static-peers.ts';
@@ -31,6 +32,8 @@ interface SwarmFlags {
   port?: string;
   swarmKey?: string;
   interface?: string;
+  maxUploadRate?: string;
+  maxDownloadRate?: string;
 }
 
 interface PullFlags extends RegistryFlags, SwarmFlags {
@@ -76,6 +79,14 @@ function parseSeconds(s: string, flag: string): number {
   return n * 1000;
 }
 
+/** One token bucket per direction for the whole process: every peer (and, downloading, the registry) shares it. */
+function rateLimits(flags: SwarmFlags): { uploadLimit?: RateLimit; downloadLimit?: RateLimit } {
+  return {
+    ...(flags.maxUploadRate === undefined ? {} : { uploadLimit: new RateLimit(parseRate(flags.maxUploadRate, '--max-upload-rate')) }),
+    ...(flags.maxDownloadRate === undefined ? {} : { downloadLimit: new RateLimit(parseRate(flags.maxDownloadRate, '--max-download-rate')) }),
+  };
+}
+
 async function swarmOptions(flags: SwarmFlags, log: (msg: string) => void) {
   const port = flags.port === undefined ? undefined : parsePort(flags.port);
   const staticPeers = [
@@ -100,7 +111,9 @@ function swarmFlags(cmd: Command): Command {
     .option('--peers <host:port,...>', 'peers to contact, for networks without multicast')
     .option('--peers-file <file>', 'peers one per line, or an Ansible INI inventory')
     .option('--swarm-key <file>', 'private swarm: only peers holding this key exchange pieces (or SWARMPULL_SWARM_KEY)')
-    .option('--interface <ipv4>', 'address of the network interface for mDNS (default: the first non-loopback one)');
+    .option('--interface <ipv4>', 'address of the network interface for mDNS (default: the first non-loopback one)')
+    .option('--max-upload-rate <size>', 'send at most SIZE bytes a second to peers, all together (e.g. 50M, 800K)')
+    .option('--max-download-rate <size>', 'receive at most SIZE bytes a second from peers and the registry together (e.g. 50M)');
 }
 
 /** An AbortSignal that fires on SIGINT/SIGTERM, so a job stops cleanly and exits 130/143. */
@@ -161,9 +174,11 @@ export function buildProgram(): Command {
     if (flags.registryOnly && !flags.registry) throw usageError('--registry-only and --no-registry leave no source of bytes');
     const log = flags.debug ? (msg: string) => process.stderr.write(`swarmpull[debug]: ${msg}\n`) : () => {};
     const swarm = flags.registryOnly ? undefined : { ...(await swarmOptions(flags, log)), lingerMs: parseSeconds(flags.linger, '--linger') };
+    const limits = rateLimits(flags);
     try {
       const result = await pull({
         ...(swarm ? { swarm } : {}),
+        ...limits,
         useRegistryForBlobs: flags.registry,
         reference,
         store,
@@ -216,7 +231,7 @@ export function buildProgram(): Command {
     const debug = flags.debug ? (msg: string) => process.stderr.write(`swarmpull[debug]: ${msg}\n`) : () => {};
     const log = flags.quiet ? () => {} : (msg: string) => process.stderr.write(`swarmpull: ${msg}\n`);
     const signal = interruptSignal();
-    await serve({ store, swarm: await swarmOptions(flags, debug), signal, log });
+    await serve({ store, swarm: { ...(await swarmOptions(flags, debug)), ...rateLimits(flags) }, signal, log });
     log('stopped');
   });
 

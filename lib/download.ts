@@ -1,6 +1,8 @@
 // Bring one blob into the store: from the store itself if it is there, else through its swarm (peers and the
 // registry as a web seed), resuming a partial download and verifying the result.
 import type { Descriptor } from './image/types.ts';
+import type { RateLimit } from './rate-limit.ts';
+import type { RegistryHealth } from './registry-health.ts';
 import type { RegistryClient } from './registry/client.ts';
 import { BlobSwarm, type RegistrySource } from './swarm/blob-swarm.ts';
 import { Slots } from './swarm/semaphore.ts';
@@ -21,6 +23,10 @@ export interface DownloadContext {
   store: BlobStore;
   /** the registry as a source of blob bytes; absent with --no-registry */
   registry?: RegistryClient;
+  /** whether the registry answers: while it does not, pieces wait for peers (probes aside) */
+  registryHealth?: RegistryHealth;
+  /** bytes read from the registry and from peers together (--max-download-rate) */
+  downloadLimit?: RateLimit;
   repository: string;
   /** the LAN swarm; absent with --registry-only */
   swarm?: Swarm;
@@ -63,7 +69,7 @@ export async function downloadBlob(ctx: DownloadContext, desc: Descriptor): Prom
             usePeers: false,
           });
       const path = await blob.download(partial, {
-        ...(ctx.registry ? { registry: registrySource(ctx.registry, ctx.repository, desc.digest) } : {}),
+        ...(ctx.registry ? { registry: registrySource(ctx, ctx.registry, desc.digest) } : {}),
         progress: { bytes: (n, source) => progress.bytes(desc, n, source), log: progress.log },
         signal,
       });
@@ -78,6 +84,15 @@ export async function downloadBlob(ctx: DownloadContext, desc: Descriptor): Prom
   }
 }
 
-function registrySource(client: RegistryClient, repository: string, digest: string): RegistrySource {
-  return { readRange: (start, end, onData, signal) => client.readBlob(repository, digest, start, end, onData, signal) };
+function registrySource(ctx: DownloadContext, client: RegistryClient, digest: string): RegistrySource {
+  const { repository, registryHealth: health, downloadLimit: limit } = ctx;
+  return {
+    readRange(start, end, onData, signal) {
+      // The limit's wait holds the next read of the body back: the registry's TCP stream slows down with it.
+      const limited = limit ? async (chunk: Buffer, offset: number) => (await limit.take(chunk.length), onData(chunk, offset)) : onData;
+      const read = () => client.readBlob(repository, digest, start, end, limited, signal);
+      return health ? health.run(read) : read();
+    },
+    ...(health ? { usable: () => health.usable(), isDown: () => health.isDown } : {}),
+  };
 }

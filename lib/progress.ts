@@ -40,6 +40,13 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
 
   if (mode === 'lines') {
     let timer: NodeJS.Timeout | null = null;
+    // Per blob, for its line when it is done: where its bytes came from.
+    const blobs = new Map<string, { registry: number; peers: number; cached: number }>();
+    const of = (d: Descriptor) => {
+      let b = blobs.get(d.digest);
+      if (!b) blobs.set(d.digest, (b = { registry: 0, peers: 0, cached: 0 }));
+      return b;
+    };
     return {
       planned(image: ResolvedImage, blobs: Descriptor[]) {
         totals.size = blobs.reduce((a, b) => a + b.size, 0);
@@ -47,13 +54,19 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
         timer = setInterval(() => write(`swarmpull: ${summary()}`), LINE_EVERY_MS);
         timer.unref();
       },
-      bytes(_d, n, source) {
+      bytes(d, n, source) {
         totals[source === 'peer' ? 'peers' : 'registry'] += n;
+        of(d)[source === 'peer' ? 'peers' : 'registry'] += n;
       },
-      cached(_d, n) {
+      cached(d, n) {
         totals.cached += n;
+        of(d).cached += n;
       },
-      blobDone() {},
+      blobDone(d) {
+        const b = of(d);
+        const parts = (['registry', 'peers', 'cached'] as const).filter((k) => b[k] > 0).map((k) => `${k} ${formatBytes(b[k])}`);
+        write(`swarmpull: blob ${short(d.digest)} done, ${formatBytes(d.size)} (${parts.join(', ') || 'empty'})`);
+      },
       log: (msg) => write(`swarmpull: ${msg}`),
       stop() {
         if (timer) clearInterval(timer);

@@ -5,10 +5,13 @@ import { choosePlatform, parseManifest } from './image/manifest.ts';
 import { formatPlatform, hostPlatform } from './image/platform.ts';
 import { INDEX_MEDIA_TYPES, type Descriptor, type ManifestBlob, type Platform } from './image/types.ts';
 import { mapLimit } from './limit.ts';
+import { ManifestSource } from './manifest-source.ts';
 import { openOutput, type OutputSpec } from './output/open.ts';
 import type { ImageSink, ResolvedImage } from './output/sink.ts';
 import { formatReference, manifestReference, type Reference } from './reference.ts';
+import type { RateLimit } from './rate-limit.ts';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.ts';
+import { RegistryHealth } from './registry-health.ts';
 import { registerInUse, type InUse } from './store/in-use.ts';
 import type { BlobStore } from './store/store.ts';
 import { Slots } from './swarm/semaphore.ts';
@@ -38,6 +41,10 @@ export interface PullOptions {
   swarm?: SwarmSettings;
   /** false with --no-registry: blobs come from peers only (manifests still from the registry) */
   useRegistryForBlobs?: boolean;
+  /** bytes sent to peers (--max-upload-rate) */
+  uploadLimit?: RateLimit;
+  /** bytes read from peers and the registry together (--max-download-rate) */
+  downloadLimit?: RateLimit;
   signal: AbortSignal;
   progress: PullProgress;
 }
@@ -65,7 +72,7 @@ export interface PullResult {
 
 /** Resolve a reference to one platform's image manifest, fetching through an index when there is one. */
 export async function resolveImage(
-  client: RegistryClient,
+  client: Pick<RegistryClient, 'getManifest'>,
   ref: Reference,
   wanted: Platform,
   signal?: AbortSignal,
@@ -94,17 +101,27 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   // One failed blob stops the others at once.
   const stop = new AbortController();
   const signal = AbortSignal.any([opts.signal, stop.signal]);
-  const registry = new RegistryClient({ ...opts.registry, registry: ref.registry });
+  // Shared by manifests and blobs: once the registry is found out of reach, nobody waits on it (but for probes).
+  const registryHealth = new RegistryHealth();
+  const registry = new RegistryClient({ ...opts.registry, registry: ref.registry, onRetry: (err) => registryHealth.retrying(err) });
   const swarmSettings = opts.swarm;
   let swarm: Swarm | undefined;
   let sink: ImageSink | undefined;
   let inUse: InUse | undefined;
   const bytes = { registry: 0, peers: 0, cached: 0 };
+  const limits = { ...(opts.uploadLimit ? { uploadLimit: opts.uploadLimit } : {}), ...(opts.downloadLimit ? { downloadLimit: opts.downloadLimit } : {}) };
   // Listen and discover while the registry resolves the reference.
-  const swarmStarted = swarmSettings ? new Swarm({ ...swarmSettings, registryConcurrency: REGISTRY_CONCURRENCY }).start() : undefined;
+  const swarmStarted = swarmSettings ? new Swarm({ ...swarmSettings, ...limits, registryConcurrency: REGISTRY_CONCURRENCY }).start() : undefined;
   swarmStarted?.catch(() => {});
+  const manifests = new ManifestSource({
+    registry,
+    health: registryHealth,
+    store,
+    ...(swarmStarted ? { swarm: swarmStarted } : {}),
+    log: (msg) => progress.log(msg),
+  });
   try {
-    const image = await resolveImage(registry, ref, opts.platform ?? hostPlatform(), signal);
+    const image = await resolveImage(manifests, ref, opts.platform ?? hostPlatform(), signal);
     // Before looking in the store: `store prune` leaves these blobs alone until the pull ends.
     inUse = await registerInUse(store, [image.index?.digest ?? '', image.manifest.digest, image.config.digest, ...image.layers.map((l) => l.digest)]);
     swarm = await swarmStarted;
@@ -132,7 +149,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     const context: DownloadContext = {
       store,
       repository: ref.repository,
-      ...(opts.useRegistryForBlobs === false ? {} : { registry }),
+      ...(opts.useRegistryForBlobs === false ? {} : { registry, registryHealth }),
+      ...(opts.downloadLimit ? { downloadLimit: opts.downloadLimit } : {}),
       ...(swarm ? { swarm } : {}),
       registrySlots: new Slots(REGISTRY_CONCURRENCY),
       progress: counting,
@@ -145,10 +163,10 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         progress.blobDone(desc);
         // Hand the blob on without holding a download slot; the sink serialises its writes.
         const adding = sink!.addBlob(desc, path);
-        adding.catch(() => stop.abort());
+        adding.catch((err: unknown) => stop.abort(err));
         added.push(adding);
       } catch (err) {
-        stop.abort();
+        stop.abort(err);
         throw err;
       }
     };
@@ -179,9 +197,11 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     };
   } catch (err) {
     await sink?.abort();
-    throw opts.signal.aborted ? (opts.signal.reason ?? err) : err;
+    // The first failure is the one to report (the rest are downloads it stopped); an interrupt wins over all.
+    throw opts.signal.aborted ? (opts.signal.reason ?? err) : stop.signal.aborted ? stop.signal.reason : err;
   } finally {
     await (swarm ?? (await swarmStarted?.catch(() => undefined)))?.stop();
+    manifests.close();
     await registry.close();
     await inUse?.release();
   }

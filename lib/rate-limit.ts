@@ -1,7 +1,9 @@
 // A token bucket: at most `rate` bytes a second on average, bursts of up to a quarter second's worth.
+import { Transform } from 'node:stream';
 
 export class RateLimit {
-  private readonly rate: number;
+  /** bytes a second */
+  readonly rate: number;
   private readonly burst: number;
   private tokens: number;
   private last = Date.now();
@@ -25,4 +27,17 @@ export class RateLimit {
     this.queue = turn;
     return turn;
   }
+}
+
+/**
+ * A pass-through stream that hands bytes on only as fast as `limit` allows. Put between a socket and its reader:
+ * while it waits, nothing more is read from the socket, so TCP flow control slows the sender down (no buffering
+ * beyond the stream's own high-water mark).
+ */
+export function throttle(limit: RateLimit): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      limit.take(chunk.length).then(() => callback(null, chunk), callback);
+    },
+  });
 }

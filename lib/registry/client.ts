@@ -30,6 +30,8 @@ export interface RegistryClientOptions {
   timeoutMs?: number;
   /** first back-off delay, doubling per retry (with jitter), default 500; tests make it small */
   backoffMs?: number;
+  /** told of every failed request that is about to be retried (see RetryOptions.onRetry) */
+  onRetry?: RetryOptions['onRetry'];
 }
 
 /** An answer and the URL that gave it (after redirects). */
@@ -57,7 +59,7 @@ export class RegistryClient {
     const host = apiHost(opts.registry);
     this.base = new URL(`${opts.plainHttp || isLoopbackHost(host) ? 'http' : 'https'}://${host}`);
     this.log = opts.log ?? (() => {});
-    this.retry = { retries: opts.retries ?? 5, backoffMs: opts.backoffMs ?? 500, log: this.log };
+    this.retry = { retries: opts.retries ?? 5, backoffMs: opts.backoffMs ?? 500, log: this.log, onRetry: opts.onRetry };
     this.http = new Http({ insecure: opts.insecure ?? false, timeoutMs: opts.timeoutMs ?? 30_000 });
     this.auth = new Authenticator({ registry: opts.registry, http: this.http, creds: opts.creds, log: this.log, retry: this.retry });
   }

@@ -21,6 +21,8 @@ export interface RetryOptions {
   /** Called after a failed attempt; true resets the attempt count (a long download that keeps moving should not
    *  run out of retries just because its connection was cut a few times). */
   progressed?: () => boolean;
+  /** Told of each failed attempt that will be retried, before the back-off (a pull by digest then asks peers too). */
+  onRetry?: ((err: Transient) => void) | undefined;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -42,6 +44,7 @@ export async function withRetries<T>(what: string, opts: RetryOptions, attempt: 
       }
       const ms = err.retryAfterMs ?? backoffDelay(n, opts.backoffMs);
       opts.log?.(`${what}: ${err.message}; retry ${n + 1}/${opts.retries} in ${ms} ms`);
+      opts.onRetry?.(err);
       await sleep(ms, opts.signal);
     }
   }

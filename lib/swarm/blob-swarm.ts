@@ -3,6 +3,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { integrityError, unreachableError } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
+import type { RateLimit } from '../rate-limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
 import type { PartialBlob } from '../store/partial.ts';
 import { BLOCK_SIZE, pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
@@ -22,10 +23,21 @@ const OWNER_IDLE_MS = 1000;
 const CLAIM_MS = 15_000;
 /** a download that gets no byte from anywhere for this long fails */
 const STALL_MS = 60_000;
+/** ... and sooner while the registry is unreachable: then only peers can help, and they answer within a second */
+const STALL_REGISTRY_DOWN_MS = 30_000;
+/** verifications that fail without a registry to tell which peer lied, before the blob fails (exit 5) */
+const MAX_UNVERIFIED_ROUNDS = 5;
+/** after the registry's final word on a blob (the client's own retries are spent), leave it alone this long while
+ *  peers may still serve: never a storm of requests the registry already refused */
+const REGISTRY_PAUSE_MS = 5_000;
 const UPLOAD_CACHE_PIECES = 8;
 
 export interface RegistrySource {
   readRange(start: number, end: number, onData: (chunk: Buffer, offset: number) => Promise<void>, signal: AbortSignal): Promise<void>;
+  /** false while the registry is known to be unreachable and not due for another try (pieces then wait for peers) */
+  usable?(): boolean;
+  /** the registry is known to be unreachable */
+  isDown?(): boolean;
 }
 
 export interface SwarmProgress {
@@ -51,6 +63,10 @@ export interface BlobSwarmOptions {
   onPeerBanned?: (peer: Peer, why: string) => void;
   /** peer and scheduling decisions, for --debug */
   debug?: (msg: string) => void;
+  /** bytes sent to peers, every blob of the process together (--max-upload-rate) */
+  uploadLimit?: RateLimit;
+  /** blocks in flight per peer, when fewer than PIPELINE (a download limit: see Swarm) */
+  pipeline?: number;
 }
 
 type Source = string; // a peer id, or 'registry'
@@ -93,12 +109,14 @@ export class BlobSwarm {
     reject: (err: unknown) => void;
     lastByteAt: number;
     lastRegistryError?: unknown;
+    registryPausedUntil: number;
     finishing: boolean;
   } | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private waitTimer: NodeJS.Timeout | null = null;
   private downloadStartedAt = 0;
   private refetchedAll = false;
+  private unverifiedRounds = 0;
 
   constructor(opts: BlobSwarmOptions) {
     this.opts = opts;
@@ -126,6 +144,8 @@ export class BlobSwarm {
       infoHash: this.infoHash,
       pieceCount: this.layout.count,
       pieceLength: (i) => pieceRange(this.layout, i).end - pieceRange(this.layout, i).start,
+      // told to peers: one that knows only the digest (a manifest pulled by digest) learns the size from us
+      size: this.desc.size,
       ourBits: () => this.have,
       readBlock: (piece, offset, length) => this.readBlock(piece, offset, length),
     };
@@ -159,7 +179,10 @@ export class BlobSwarm {
       this.schedule();
     });
     peer.on('unchoke', () => this.schedule());
-    peer.on('bitfield', count);
+    peer.on('bitfield', () => {
+      this.debug(`peer ${peer.host}:${peer.listenPort} has ${peer.bits.count()} of ${this.layout.count} pieces`);
+      count();
+    });
     peer.on('have', (i) => {
       // A claim ends when its piece arrives: should the peer leave before we have the piece, nobody fetches it.
       if (claimed.delete(i)) this.picker.dropClaim(i);
@@ -179,8 +202,10 @@ export class BlobSwarm {
       this.synced.add(peer);
       this.schedule();
     });
+    let uploaded = 0;
+    peer.on('upload', (n) => (uploaded += n));
     peer.on('close', (why) => {
-      this.debug(`peer ${peer.host} closed: ${why}`);
+      this.debug(`peer ${peer.host} closed: ${why} (it sent us ${peer.delivered} blocks, we sent it ${uploaded} bytes)`);
       // Its registry fetches died with it: do not wait for their claims to lapse.
       for (const p of claimed) this.picker.dropClaim(p);
       this.synced.delete(peer);
@@ -214,7 +239,7 @@ export class BlobSwarm {
       for (const peer of this.fetching.get(i) ?? []) peer.cancelPiece(i);
     };
     const result = new Promise<string>((resolve, reject) => {
-      this.downloading = { ...opts, resolve, reject, lastByteAt: Date.now(), finishing: false };
+      this.downloading = { ...opts, resolve, reject, lastByteAt: Date.now(), registryPausedUntil: 0, finishing: false };
     });
     const onAbort = () => this.downloading?.reject(opts.signal.reason);
     opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -264,7 +289,7 @@ export class BlobSwarm {
 
   private fillPeer(peer: Peer): void {
     if (!peer.ready || peer.choking || peer.isClosed) return;
-    while (peer.inflight < PIPELINE) {
+    while (peer.inflight < (this.opts.pipeline ?? PIPELINE)) {
       // In the endgame a piece is asked of a second source only by a peer with nothing else to do.
       if (peer.inflight > 0 && this.picker.inEndgame()) return;
       const piece = this.picker.pickFromPeer(peer.bits, (i) => !!this.fetching.get(i)?.has(peer) || this.registryActive.has(i));
@@ -288,7 +313,7 @@ export class BlobSwarm {
         peer.request(piece, off, len).then(async (block) => {
           if (this.have.get(piece)) return; // another peer was faster (endgame)
           this.noteSource(piece, off / BLOCK_SIZE, peer.id);
-          await partial.write(block, start + off);
+          await this.save(d, block, start + off);
           d.lastByteAt = Date.now();
           this.usedPeers.add(peer.id);
           d.progress.bytes(block.length, 'peer');
@@ -315,8 +340,10 @@ export class BlobSwarm {
 
   private fillRegistry(): void {
     const d = this.downloading!;
-    if (!d.registry) return;
+    // An unreachable registry is left alone (but for a probe now and then): peers may have what it would hold up.
+    if (!d.registry || d.registry.usable?.() === false) return;
     if (Date.now() - this.downloadStartedAt < (this.opts.waitForPeersMs ?? 0)) return;
+    if (Date.now() < d.registryPausedUntil) return;
     const runBytes = this.synced.size === 0 ? REGISTRY_RUN_ALONE_BYTES : REGISTRY_RUN_BYTES;
     // Runs stay inside aligned units of maxPieces; with peers, each unit has an owner among us and them.
     const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(runBytes / this.layout.pieceLength)) : Infinity;
@@ -326,7 +353,7 @@ export class BlobSwarm {
     // With nobody to share with, one run at a time from the first missing piece: the bytes then arrive in order and
     // the running hash sees each once (pieces out of order would be read back from disk to verify the blob).
     if (alone && this.opts.usePeers && this.registryActive.size > 0) return;
-    while (this.opts.registrySlots.tryTake()) {
+    while (d.registry.usable?.() !== false && this.opts.registrySlots.tryTake()) {
       const first = this.opts.usePeers && !alone ? this.picker.pickForRegistry(Date.now(), mine) : this.firstMissingIdle();
       if (first === null) {
         this.opts.registrySlots.give();
@@ -387,11 +414,12 @@ export class BlobSwarm {
       this.registryActive.add(p);
     }
     for (const peer of this.peers.values()) peer.claim(run);
+    this.debug(`registry: pieces ${formatRanges(run)}`);
     const start = pieceRange(this.layout, run[0]!).start;
     const end = pieceRange(this.layout, run.at(-1)!).end;
     registry
       .readRange(start, end, async (chunk, offset) => {
-        await partial.write(chunk, offset);
+        await this.save(d, chunk, offset);
         d.lastByteAt = Date.now();
         d.progress.bytes(chunk.length, 'registry');
       }, d.signal)
@@ -400,7 +428,15 @@ export class BlobSwarm {
         (err: unknown) => {
           d.lastRegistryError = err;
           for (const p of run) if (!this.have.get(p)) partial.abandon(p);
-          if (!d.signal.aborted) d.progress.log(`registry: ${(err as Error).message}`);
+          if (d.signal.aborted) return;
+          // The client retried what was worth retrying: this is the registry's answer for now. With no peer to turn
+          // to, the blob fails with it (a 404, a refusal, a registry gone); with peers, they may still serve it.
+          if (this.peers.size === 0) {
+            const down = registry.isDown?.() === true;
+            return d.reject(down ? unreachableError(`blob ${this.desc.digest}: the registry is unreachable and no peer has it (${(err as Error).message})`, err) : err);
+          }
+          d.registryPausedUntil = Date.now() + REGISTRY_PAUSE_MS;
+          d.progress.log(`registry: ${(err as Error).message}`);
         },
       )
       .finally(() => {
@@ -415,14 +451,29 @@ export class BlobSwarm {
       });
   }
 
+  /** Write arriving bytes. A failed write (a full disk) is ours, not the source's: it ends the download at once. */
+  private async save(d: NonNullable<BlobSwarm['downloading']>, chunk: Buffer, offset: number): Promise<void> {
+    try {
+      await this.partial!.write(chunk, offset);
+    } catch (err) {
+      d.reject(err);
+      throw err;
+    }
+  }
+
   private checkStall(): void {
     const d = this.downloading;
     if (!d || d.finishing) return;
     this.schedule();
-    if (Date.now() - d.lastByteAt < STALL_MS) return;
-    const why = d.registry
-      ? d.lastRegistryError ?? unreachableError(`blob ${this.desc.digest}: no byte arrived for ${STALL_MS / 1000} s`)
-      : unreachableError(`blob ${this.desc.digest}: no peer could serve it for ${STALL_MS / 1000} s and the registry is not used`);
+    const registryDown = d.registry?.isDown?.() === true;
+    const stallMs = registryDown ? STALL_REGISTRY_DOWN_MS : STALL_MS;
+    if (Date.now() - d.lastByteAt < stallMs) return;
+    const missing = `${this.layout.count - this.have.count()} of ${this.layout.count} pieces missing`;
+    const why = registryDown
+      ? unreachableError(`blob ${this.desc.digest}: the registry is unreachable and no peer sent a byte for ${stallMs / 1000} s (${missing})`, d.lastRegistryError)
+      : d.registry
+        ? d.lastRegistryError ?? unreachableError(`blob ${this.desc.digest}: no byte arrived for ${stallMs / 1000} s`)
+        : unreachableError(`blob ${this.desc.digest}: no peer could serve it for ${stallMs / 1000} s and the registry is not used (${missing})`);
     d.reject(why);
   }
 
@@ -432,14 +483,18 @@ export class BlobSwarm {
     const partial = this.partial!;
     d.finishing = true;
     if (this.opts.debug) {
-      const bySource = new Map<string, number>();
-      for (const blocks of this.sources.values()) {
+      // Which pieces came from where (null: endgame duplicates from several peers).
+      const bySource = new Map<string, number[]>();
+      for (const [piece, blocks] of [...this.sources].sort(([a], [b]) => a - b)) {
         for (const src of new Set(blocks)) {
-          const name = src === REGISTRY || !src ? String(src) : (this.peers.get(src)?.host ?? src.slice(0, 8));
-          bySource.set(name, (bySource.get(name) ?? 0) + 1);
+          const name = src === REGISTRY || !src ? String(src) : `peer ${this.peers.get(src)?.host ?? src.slice(0, 8)}`;
+          let pieces = bySource.get(name);
+          if (!pieces) bySource.set(name, (pieces = []));
+          pieces.push(piece);
         }
       }
-      this.debug(`all ${this.layout.count} pieces here; from ${[...bySource].map(([k, v]) => `${k} ${v}`).join(', ') || 'the store'}`);
+      const from = [...bySource].map(([k, v]) => `${k}: ${v.length} (${formatRanges(v)})`).join('; ');
+      this.debug(`all ${this.layout.count} pieces here; from ${from || 'the store'}`);
     }
     try {
       if (!(await partial.verify())) {
@@ -460,7 +515,7 @@ export class BlobSwarm {
   /**
    * The blob failed its digest. Pieces from the registry are trusted (the registry vouched for the digest);
    * every other piece is compared with the registry's bytes, and a peer whose piece differs is banned.
-   * Without a registry, the pieces peers gave are dropped and fetched again.
+   * Without a registry (or with one out of reach), see repairWithoutRegistry.
    */
   private async repair(d: NonNullable<BlobSwarm['downloading']>): Promise<void> {
     const partial = this.partial!;
@@ -474,18 +529,20 @@ export class BlobSwarm {
       this.sources.clear();
       return;
     }
+    if (!d.registry || d.registry.usable?.() === false) return this.repairWithoutRegistry(d, suspect);
     d.progress.log(`blob ${this.desc.digest.slice(7, 19)} failed verification; checking ${suspect.length} pieces from peers against the registry`);
-    if (!d.registry) {
-      partial.resetPieces(suspect);
-      for (const i of suspect) this.sources.delete(i);
-      return;
-    }
-    for (const i of suspect) {
+    for (const [k, i] of suspect.entries()) {
       const { start, end } = pieceRange(this.layout, i);
       const fromRegistry = Buffer.alloc(end - start);
-      await d.registry.readRange(start, end, async (chunk, offset) => {
-        chunk.copy(fromRegistry, offset - start);
-      }, d.signal);
+      try {
+        await d.registry.readRange(start, end, async (chunk, offset) => {
+          chunk.copy(fromRegistry, offset - start);
+        }, d.signal);
+      } catch (err) {
+        if (d.signal.aborted) throw err;
+        d.progress.log(`registry: ${(err as Error).message}`);
+        return this.repairWithoutRegistry(d, suspect.slice(k));
+      }
       d.progress.bytes(fromRegistry.length, 'registry');
       const onDisk = await partial.readPiece(i);
       if (!onDisk.equals(fromRegistry)) {
@@ -504,6 +561,24 @@ export class BlobSwarm {
       }
       this.sources.set(i, this.blockList(i, REGISTRY));
     }
+  }
+
+  /**
+   * Nothing to compare the suspect pieces with: a peer that sent every one of their blocks is the liar and is
+   * banned; either way they are dropped and fetched again (from the other peers), a bounded number of times.
+   */
+  private repairWithoutRegistry(d: NonNullable<BlobSwarm['downloading']>, suspect: number[]): void {
+    const short = this.desc.digest.slice(7, 19);
+    if (++this.unverifiedRounds > MAX_UNVERIFIED_ROUNDS) {
+      throw integrityError(`blob ${this.desc.digest} failed verification ${MAX_UNVERIFIED_ROUNDS} times, and without the registry there is no telling which peer sent bad pieces`);
+    }
+    const senders = new Set<Source | null | undefined>();
+    for (const i of suspect) for (const src of this.sources.get(i) ?? [undefined]) senders.add(src);
+    const [only] = senders;
+    d.progress.log(`blob ${short} failed verification; fetching the ${suspect.length} pieces from peers again (no registry to compare with)`);
+    if (senders.size === 1 && typeof only === 'string' && only !== REGISTRY) this.ban(only, `sent pieces of ${short} that fail its digest`, d);
+    this.partial!.resetPieces(suspect);
+    for (const i of suspect) this.sources.delete(i);
   }
 
   private blocksIn(i: number): number {
@@ -533,6 +608,7 @@ export class BlobSwarm {
     this.bannedPeers.add(peerId);
     const peer = this.peers.get(peerId);
     d.progress.log(`banning peer ${peer?.host ?? peerId.slice(0, 8)}: ${why}`);
+    this.debug(`banned peer ${peer?.host ?? peerId.slice(0, 8)}: ${why}`);
     if (peer) {
       this.bannedPeers.add(peer.host);
       this.opts.onPeerBanned?.(peer, why);
@@ -542,6 +618,13 @@ export class BlobSwarm {
 
   /** Read a block for an upload; a whole piece is read once and its blocks answered from memory. */
   private readBlock(piece: number, offset: number, length: number): Promise<Buffer> {
+    // Tokens first, then the read: a block waiting for its turn holds no memory.
+    const limit = this.opts.uploadLimit;
+    if (limit) return limit.take(length).then(() => this.readCachedBlock(piece, offset, length));
+    return this.readCachedBlock(piece, offset, length);
+  }
+
+  private readCachedBlock(piece: number, offset: number, length: number): Promise<Buffer> {
     let cached = this.uploadCache.get(piece);
     if (!cached) {
       const reader = this.reader;
@@ -578,4 +661,16 @@ function mix32(x: number): number {
   x = Math.imul(x, 0xc2b2ae35);
   x ^= x >>> 16;
   return x >>> 0;
+}
+
+/** [0, 1, 2, 5, 7, 8] → "0-2,5,7-8" */
+export function formatRanges(pieces: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < pieces.length; ) {
+    let j = i;
+    while (j + 1 < pieces.length && pieces[j + 1] === pieces[j]! + 1) j++;
+    out.push(j === i ? String(pieces[i]) : `${pieces[i]}-${pieces[j]}`);
+    i = j + 1;
+  }
+  return out.join(',');
 }

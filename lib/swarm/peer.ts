@@ -1,13 +1,16 @@
 // One TCP connection to one peer about one blob: the BitTorrent handshake, swarmpull's extension handshake
 // (listen port, swarm-key proof), bitfields and haves, block requests both ways. Bounded against hostile peers:
-// message size, outstanding requests, time to get ready.
+// message size and well-formed bencode, requests outstanding and answers unread, time to get ready, time to answer
+// each request, silence.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import bencode from 'bencode';
 import Wire from 'bittorrent-protocol';
+import { throttle, type RateLimit } from '../rate-limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
 import { BLOCK_SIZE } from '../store/pieces.ts';
+import { bencodeProblem, decodeBencode } from './safe-bencode.ts';
 import { checkProof, proof } from './swarm-key.ts';
 
 const EXT = 'swarmpull';
@@ -15,18 +18,78 @@ const EXT = 'swarmpull';
 const MAX_MESSAGE = 64 * 1024;
 /** requests a peer may have outstanding with us; more is abuse */
 const MAX_PEER_REQUESTS = 512;
+/** blocks answered but not yet taken by the peer; a peer that asks faster than it reads would fill our memory */
+const MAX_UPLOAD_BACKLOG = MAX_PEER_REQUESTS * BLOCK_SIZE;
+/** connect + BitTorrent handshake + extension handshake (+ swarm-key proof): a LAN does it in milliseconds */
 const READY_TIMEOUT_MS = 10_000;
+/** no block at all for this long while we wait for some: the peer stalls or trickles; its pieces go elsewhere */
 const REQUEST_TIMEOUT_MS = 8_000;
+/** any one request unanswered this long (a peer answering one block now and then evades the timeout above) */
+const REQUEST_DEADLINE_MS = 30_000;
+/** no message, not even a keep-alive (sent every 55 s), for this long: the peer is gone (a half-open connection) */
+const IDLE_TIMEOUT_MS = 150_000;
+/** how often the deadlines above are checked */
+const WATCHDOG_MS = 1_000;
 
-/** A Wire that refuses oversized messages instead of buffering them (the library accepts up to 4 GiB). */
+type WireInternals = {
+  _parse(size: number, parser: (b: Uint8Array) => void): void;
+  _onMessageLength(b: Uint8Array): void;
+  _onExtended(ext: number, buf: Uint8Array): void;
+  _write(data: Uint8Array, cb: (err?: Error | null) => void): void;
+};
+const wireInternals = Wire.prototype as unknown as WireInternals;
+
+/**
+ * A Wire hardened against hostile peers: oversized messages are refused instead of buffered (the library accepts
+ * up to 2 GiB), malformed bencode never reaches the library's decoder, and whatever a peer's bytes make the
+ * library (or a handler of ours) throw closes that connection instead of crashing the process.
+ */
 class BoundedWire extends Wire {
-  _onMessageLength(buffer: Uint8Array): void {
-    const length = ((buffer[0]! << 24) >>> 0) + (buffer[1]! << 16) + (buffer[2]! << 8) + buffer[3]!;
-    if (length > MAX_MESSAGE) {
-      this.destroy(new Error(`message of ${length} bytes`));
-      return;
+  /** when the last message (keep-alives included) arrived */
+  lastMessageAt = Date.now();
+  /** why we refused the peer's bytes, if we did */
+  refusal = '';
+
+  // streamx's _write(data, cb), not the node Duplex signature the type declarations borrow
+  _write(data: Uint8Array, cb: unknown): void {
+    let called = false;
+    const done = (err?: Error | null) => {
+      called = true;
+      (cb as (err?: Error | null) => void)(err);
+    };
+    try {
+      wireInternals._write.call(this, data, done);
+    } catch (err) {
+      this.refuse(`peer sent what we cannot handle (${(err as Error).message})`);
+      // streamx finishes destroying only once the write under way has called back
+      if (!called) done(null);
     }
-    (Wire.prototype as unknown as { _onMessageLength(b: Uint8Array): void })._onMessageLength.call(this, buffer);
+  }
+
+  /** Close, and parse nothing more of what is buffered. */
+  private refuse(why: string): void {
+    this.refusal ||= why;
+    wireInternals._parse.call(this, Number.MAX_VALUE, () => {});
+    this.destroy(new Error(why));
+  }
+
+  _onMessageLength(buffer: Uint8Array): void {
+    this.lastMessageAt = Date.now();
+    const length = ((buffer[0]! << 24) >>> 0) + (buffer[1]! << 16) + (buffer[2]! << 8) + buffer[3]!;
+    if (length > MAX_MESSAGE) return this.refuse(`message of ${length} bytes`);
+    wireInternals._onMessageLength.call(this, buffer);
+  }
+
+  _onExtended(ext: number, buf: Uint8Array): void {
+    // The library decodes the extension handshake itself, with a decoder that hangs on some inputs.
+    const problem = ext === 0 ? bencodeProblem(buf) : null;
+    if (problem) return this.refuse(`malformed extension handshake: ${problem}`);
+    wireInternals._onExtended.call(this, ext, buf);
+  }
+
+  /** bytes we queued for the peer that the socket has not taken yet */
+  get queuedBytes(): number {
+    return (this as unknown as { _readableState?: { buffered?: number } })._readableState?.buffered ?? 0;
   }
 }
 
@@ -41,6 +104,13 @@ export interface PeerContext {
   ourBits(): Bitfield;
   /** read a block we have, for an upload */
   readBlock(piece: number, offset: number, length: number): Promise<Buffer>;
+  /** the blob's size, told in our extension handshake: a peer that knows only the digest (a manifest) learns it */
+  size?: number;
+  /**
+   * For a blob we know only by digest: called when the peer is about to be ready, with the size it told; returns
+   * the context to go on with (its piece layout), or null to close the connection.
+   */
+  withSize?: (size: number | undefined) => PeerContext | null;
 }
 
 export interface PeerEvents {
@@ -62,12 +132,16 @@ export class Peer extends EventEmitter<PeerEvents> {
   id = '';
   /** the peer's listening port (from its extension handshake), for PEX and dedupe */
   listenPort = 0;
+  /** the blob's size as the peer told it (its extension handshake), unchecked */
+  toldSize: number | undefined;
   bits: Bitfield;
   ready = false;
   /** blocks we asked for and have not received */
   inflight = 0;
   /** blocks this peer delivered to us */
   delivered = 0;
+  /** closed for breaking a bound or the protocol (stalled, flooded, spoke garbage), not for leaving */
+  faulty = false;
   private readonly wire: BoundedWire;
   private readonly nonce = randomBytes(16);
   private ctx: PeerContext | null = null;
@@ -76,11 +150,13 @@ export class Peer extends EventEmitter<PeerEvents> {
   private gotExtHandshake = false;
   private closed = false;
   private readonly readyTimer: NodeJS.Timeout;
-  /** rejections of our requests still outstanding: settled on close, whatever the wire does */
-  private readonly pending = new Set<(err: Error) => void>();
+  private readonly watchdog: NodeJS.Timeout;
+  /** rejections of our requests still outstanding, with when each was sent: settled on close, whatever the wire does */
+  private readonly pending = new Map<(err: Error) => void, number>();
 
   /** `host`: the address dialled, for an outgoing socket (its remoteAddress is unset until it connects) */
-  constructor(socket: Socket, outgoing: boolean, host?: string) {
+  /** `download`: the process's limit on bytes read from peers and the registry (--max-download-rate) */
+  constructor(socket: Socket, outgoing: boolean, host?: string, download?: RateLimit) {
     super();
     this.socket = socket;
     this.outgoing = outgoing;
@@ -88,23 +164,31 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.bits = new Bitfield(0);
     this.wire = new BoundedWire(outgoing ? 'tcpOutgoing' : 'tcpIncoming');
     socket.setNoDelay(true);
-    socket.pipe(this.wire).pipe(socket);
+    if (download) {
+      // Reading pauses while the limit holds bytes back; TCP then slows the peer down.
+      const slowed = throttle(download);
+      socket.once('close', () => slowed.destroy());
+      socket.pipe(slowed).pipe(this.wire).pipe(socket);
+    } else socket.pipe(this.wire).pipe(socket);
     this.wire.extendedMapping[1] = EXT;
     this.wire.setTimeout(REQUEST_TIMEOUT_MS, true);
-    this.readyTimer = setTimeout(() => this.close('not ready in time'), READY_TIMEOUT_MS);
+    this.wire.setKeepAlive(true);
+    this.readyTimer = setTimeout(() => this.fault('not ready in time'), READY_TIMEOUT_MS);
     this.readyTimer.unref();
+    this.watchdog = setInterval(() => this.checkDeadlines(), WATCHDOG_MS);
+    this.watchdog.unref();
     const onEnd = (why: string) => () => this.close(why);
     socket.on('error', (e) => this.close(`socket: ${e.message}`));
     socket.on('close', onEnd('socket closed'));
-    this.wire.on('error', (e: Error) => this.close(`protocol: ${e.message}`));
-    this.wire.on('close', onEnd('wire closed'));
+    this.wire.on('error', (e: Error) => this.fault(`protocol: ${e.message}`));
+    this.wire.on('close', () => (this.wire.refusal ? this.fault(`protocol: ${this.wire.refusal}`) : this.close('wire closed')));
     this.wire.on('extended', (ext, payload) => this.onExtended(ext, payload));
     this.wire.on('bitfield', (bits) => this.onBitfield(bits));
     this.wire.on('have-all', () => this.onHaveAll());
     this.wire.on('have', (i) => this.onHave(i));
     this.wire.on('unchoke', () => this.emit('unchoke'));
     this.wire.on('request', (i, offset, length, respond) => this.onRequest(i, offset, length, respond));
-    this.wire.on('timeout', () => this.close('a request timed out'));
+    this.wire.on('timeout', () => this.fault('a request timed out'));
   }
 
   /** The handshake's info hash, for an incoming connection to pick its blob. */
@@ -119,7 +203,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   attach(ctx: PeerContext): void {
     this.ctx = ctx;
     this.bits = new Bitfield(ctx.pieceCount);
-    this.wire.extendedHandshake = { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0 };
+    this.wire.extendedHandshake = { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0, ...(ctx.size === undefined ? {} : { s: ctx.size }) };
     this.wire.handshake(ctx.infoHash, ctx.ourId, { fast: true });
   }
 
@@ -130,15 +214,15 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (ext !== EXT || !(payload instanceof Uint8Array)) return;
     let msg: Record<string, unknown>;
     try {
-      msg = bencode.decode(payload) as Record<string, unknown>;
+      msg = decodeBencode(payload) as Record<string, unknown>;
     } catch {
-      return this.close('undecodable extension message');
+      return this.fault('undecodable extension message');
     }
-    if (typeof msg !== 'object' || msg === null) return this.close('bad extension message');
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || msg instanceof Uint8Array) return this.fault('bad extension message');
     const type = asString(msg.t);
     if (type === 'auth') {
       if (!ctx.swarmKey || !this.peerNonce || !checkProof(ctx.swarmKey, ctx.infoHash, this.peerNonce, this.nonce, msg.mac)) {
-        return this.close('swarm key proof failed');
+        return this.fault('swarm key proof failed');
       }
       this.authed = true;
       return this.maybeReady();
@@ -158,8 +242,9 @@ export class Peer extends EventEmitter<PeerEvents> {
     const port = h.p;
     if (Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536) this.listenPort = port as number;
     const nonce = h.nonce;
-    if (!(nonce instanceof Uint8Array) || nonce.length !== 16) return this.close('not a swarmpull peer');
+    if (!(nonce instanceof Uint8Array) || nonce.length !== 16) return this.fault('not a swarmpull peer');
     this.peerNonce = Buffer.from(nonce);
+    if (Number.isSafeInteger(h.s) && (h.s as number) >= 0) this.toldSize = h.s as number;
     const peerHasKey = h.key === 1;
     if (!!ctx.swarmKey !== peerHasKey) return this.close(ctx.swarmKey ? 'peer has no swarm key' : 'peer wants a swarm key');
     if (ctx.swarmKey) this.send({ t: 'auth', mac: proof(ctx.swarmKey, ctx.infoHash, this.nonce, this.peerNonce) });
@@ -167,8 +252,15 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   private maybeReady(): void {
-    const ctx = this.ctx;
+    let ctx = this.ctx;
     if (this.ready || !ctx || !this.gotExtHandshake || (ctx.swarmKey && !this.authed)) return;
+    if (ctx.withSize) {
+      // Before our bitfield goes out and theirs comes in: both have the layout of the size the peer told.
+      const sized = ctx.withSize(this.toldSize);
+      if (!sized) return this.close(`no usable blob size (told ${this.toldSize ?? 'none'})`);
+      this.ctx = ctx = sized;
+      this.bits = new Bitfield(ctx.pieceCount);
+    }
     this.ready = true;
     clearTimeout(this.readyTimer);
     this.wire.bitfield(ctx.ourBits().buffer);
@@ -198,7 +290,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   private onRequest(piece: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void): void {
     const ctx = this.ctx;
     if (!ctx || !this.ready) return respond(new Error('not ready'));
-    if (this.wire.peerRequests.length > MAX_PEER_REQUESTS) return this.close('too many outstanding requests');
+    if (this.wire.peerRequests.length > MAX_PEER_REQUESTS) return this.fault('too many outstanding requests');
+    if (this.socket.writableLength + this.wire.queuedBytes > MAX_UPLOAD_BACKLOG) return this.fault('asks faster than it reads');
     const bad =
       piece < 0 || piece >= ctx.pieceCount || length <= 0 || length > BLOCK_SIZE || offset < 0 || offset + length > ctx.pieceLength(piece);
     if (bad || !ctx.ourBits().get(piece)) return respond(new Error('cannot serve that'));
@@ -229,7 +322,7 @@ export class Peer extends EventEmitter<PeerEvents> {
         else resolve(block!);
       };
       const fail = (err: Error) => settle(err);
-      this.pending.add(fail);
+      this.pending.set(fail, Date.now());
       this.wire.request(piece, offset, length, (err, block) => {
         if (err || !block || block.length !== length) settle(err ?? new Error('bad block'));
         else {
@@ -267,16 +360,32 @@ export class Peer extends EventEmitter<PeerEvents> {
     return this.wire.peerInterested && this.wire.peerRequests.length > 0;
   }
 
+  /** A request unanswered past its deadline, or a silent connection, closes the peer (its pieces go elsewhere). */
+  private checkDeadlines(): void {
+    const now = Date.now();
+    // Requests are settled in any order but sent in order: the first entry is the oldest outstanding.
+    const oldest = this.pending.values().next().value;
+    if (oldest !== undefined && now - oldest > REQUEST_DEADLINE_MS) return this.fault(`a request took over ${REQUEST_DEADLINE_MS / 1000} s`);
+    if (now - this.wire.lastMessageAt > IDLE_TIMEOUT_MS) this.close(`silent for ${IDLE_TIMEOUT_MS / 1000} s`);
+  }
+
+  /** Close for breaking a bound or the protocol: the swarm then leaves this peer alone for a while. */
+  private fault(reason: string): void {
+    if (!this.closed) this.faulty = true;
+    this.close(reason);
+  }
+
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.ready = false;
     clearTimeout(this.readyTimer);
+    clearInterval(this.watchdog);
     this.wire.destroy();
     this.socket.destroy();
     // The wire fails its outstanding requests only once its stream finishes, which a destroyed socket may
     // never let happen: fail them here, or their pieces would stay "being fetched" for good.
-    for (const fail of [...this.pending]) fail(new Error(`peer closed: ${reason}`));
+    for (const fail of [...this.pending.keys()]) fail(new Error(`peer closed: ${reason}`));
     this.emit('close', reason);
   }
 

@@ -4,8 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { failure } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
-import { pieceLength } from '../store/pieces.ts';
+import type { RateLimit } from '../rate-limit.ts';
+import { BLOCK_SIZE, pieceLength } from '../store/pieces.ts';
 import { BlobSwarm } from './blob-swarm.ts';
+import { DigestSearch } from './digest-search.ts';
 import { swarmId } from './ids.ts';
 import { MdnsDiscovery } from './mdns.ts';
 import { Peer } from './peer.ts';
@@ -13,9 +15,23 @@ import { Slots } from './semaphore.ts';
 import type { StaticPeer } from './static-peers.ts';
 
 export const DEFAULT_PORT = 7881;
+/** peers per blob, connected or being dialled: plenty to fill a link, few enough to keep requests spread */
 const MAX_PEERS_PER_BLOB = 32;
+/** sockets per process, every blob together: file descriptors and memory stay bounded whatever the LAN does */
 const MAX_CONNECTIONS = 512;
+/**
+ * Incoming connections from one address that have not sent their BitTorrent handshake yet. A pull dials one per
+ * blob it fetches at once (8) and a host may run a pull and a serve: more is a flood of connections that never
+ * handshake (each closed after the peer's ready timeout), which must not take every slot from other hosts.
+ */
+const MAX_HANDSHAKING_PER_HOST = 32;
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * A peer closed for breaking a bound (it stalled, trickled, flooded us or spoke garbage) is not dialled or kept, for
+ * any blob, for this long: it costs a pull one timeout, not one per blob, and an honest but overloaded peer is
+ * tried again later.
+ */
+const PENALTY_MS = 30_000;
 /** how long a blob's download waits for a first peer before it starts on the registry (see BlobSwarm) */
 const WAIT_FOR_PEERS_MS = 300;
 
@@ -29,8 +45,15 @@ export interface SwarmOptions {
   registryConcurrency: number;
   /** IPv4 address of the interface for mDNS (default: the first non-internal one) */
   interfaceAddress?: string;
+  /** bytes sent to peers, every peer together (--max-upload-rate) */
+  uploadLimit?: RateLimit;
+  /** bytes read from peers (--max-download-rate; the pull shares it with its registry reads) */
+  downloadLimit?: RateLimit;
   log: (msg: string) => void;
 }
+
+/** What one connection is about: a blob we fetch or seed, or a digest we search for. */
+type Topic = Pick<BlobSwarm, 'infoHash' | 'peers' | 'bannedPeers' | 'complete' | 'peerContext' | 'addPeer'>;
 
 export class Swarm {
   readonly peerId = randomBytes(20);
@@ -40,11 +63,19 @@ export class Swarm {
   port = 0;
   private readonly opts: SwarmOptions;
   private readonly blobs = new Map<string, BlobSwarm>();
+  /** digests we search for by id (fetchByDigest), hex swarm id → search */
+  private readonly searches = new Map<string, DigestSearch>();
   private server: Server | null = null;
   private mdns: MdnsDiscovery | null = null;
   private readonly sockets = new Set<Socket>();
+  /** incoming connections before their BitTorrent handshake, per remote address */
+  private readonly handshaking = new Map<string, number>();
   /** addresses we are connected or connecting to, per blob: "host:port" */
   private readonly dialed = new Map<string, Set<string>>();
+  /** "host:port" of peers that broke a bound → until when they are left alone */
+  private readonly penalized = new Map<string, number>();
+  /** the address an outgoing peer was dialled at */
+  private readonly dialedAt = new WeakMap<Peer, string>();
   private lastUpload = 0;
   private stopped = false;
 
@@ -77,8 +108,9 @@ export class Swarm {
     if (this.opts.mdns) {
       const mdns = new MdnsDiscovery({ port: this.port, log: this.opts.log, ...(this.opts.interfaceAddress ? { interfaceAddress: this.opts.interfaceAddress } : {}) });
       mdns.on('peer', (id, peer) => {
-        const blob = this.blobs.get(id.toString('hex'));
-        if (blob) this.dial(blob, peer.host, peer.port);
+        const key = id.toString('hex');
+        const topic = this.blobs.get(key) ?? this.searches.get(key);
+        if (topic) this.dial(topic, peer.host, peer.port);
       });
       await mdns.start();
       this.mdns = mdns;
@@ -101,6 +133,10 @@ export class Swarm {
       // Nobody to wait for without discovery (peers that know us may still connect).
       waitForPeersMs: this.opts.mdns || this.opts.staticPeers.length > 0 ? WAIT_FOR_PEERS_MS : 0,
       debug: this.opts.log,
+      ...(this.opts.uploadLimit ? { uploadLimit: this.opts.uploadLimit } : {}),
+      // Under a download limit, requests wait their turn behind every connection's: about a second's worth per peer
+      // keeps the last of them well within the request deadlines (peer.ts), where 96 blocks each would not at 100K.
+      ...(this.opts.downloadLimit ? { pipeline: Math.max(4, Math.min(96, Math.floor(this.opts.downloadLimit.rate / BLOCK_SIZE))) } : {}),
     });
     this.blobs.set(key, blob);
     this.mdns?.announce(infoHash);
@@ -116,11 +152,62 @@ export class Swarm {
     this.mdns?.stopLookup(blob.infoHash);
   }
 
+  /**
+   * The bytes of a small blob (a manifest) that we know only by its digest, from peers that hold it (see
+   * DigestSearch), verified against the digest. One search per digest at a time. Rejects when no peer sent it
+   * within `timeoutMs`, or on abort.
+   */
+  async fetchByDigest(digest: string, opts: { maxSize: number; timeoutMs: number; signal: AbortSignal; warn: (msg: string) => void }): Promise<Buffer> {
+    const search = new DigestSearch({
+      digest,
+      maxSize: opts.maxSize,
+      peerContext: { ourId: this.peerId, listenPort: this.port, ...(this.opts.swarmKey ? { swarmKey: this.opts.swarmKey } : {}) },
+      debug: this.opts.log,
+      warn: opts.warn,
+    });
+    const key = search.infoHash.toString('hex');
+    this.searches.set(key, search);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = () => {};
+    try {
+      return await new Promise<Buffer>((resolve, reject) => {
+        if (opts.signal.aborted) return reject(opts.signal.reason);
+        onAbort = () => reject(opts.signal.reason);
+        opts.signal.addEventListener('abort', onAbort, { once: true });
+        timer = setTimeout(() => reject(new Error(`no peer sent it within ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
+        search.result.then(resolve);
+        this.mdns?.lookup(search.infoHash);
+        for (const p of this.opts.staticPeers) this.dial(search, p.host, p.port);
+      });
+    } finally {
+      clearTimeout(timer);
+      opts.signal.removeEventListener('abort', onAbort);
+      this.searches.delete(key);
+      this.mdns?.stopLookup(search.infoHash);
+      search.close();
+    }
+  }
+
   private accept(socket: Socket): void {
     if (this.stopped) return void socket.destroy();
+    const host = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const handshaking = this.handshaking.get(host) ?? 0;
+    if (handshaking >= MAX_HANDSHAKING_PER_HOST) return void socket.destroy();
+    this.handshaking.set(host, handshaking + 1);
+    let counted = true;
+    const handshakeDone = () => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.handshaking.get(host) ?? 1) - 1;
+      if (left > 0) this.handshaking.set(host, left);
+      else this.handshaking.delete(host);
+    };
+    socket.once('close', handshakeDone);
     this.track(socket);
-    const peer = new Peer(socket, false);
+    const peer = new Peer(socket, false, undefined, this.opts.downloadLimit);
+    peer.on('close', () => this.penalizeIfFaulty(peer));
     peer.onHandshake((infoHash, peerId) => {
+      handshakeDone();
       const blob = this.blobs.get(infoHash);
       // A connection for a blob we do not have, or from ourselves, is closed at once.
       if (!blob || peerId === this.peerId.toString('hex') || blob.peers.size >= MAX_PEERS_PER_BLOB) return peer.close('unknown blob');
@@ -130,13 +217,14 @@ export class Swarm {
   }
 
   /** Connect to a peer for a blob, unless already connected to that address. */
-  dial(blob: BlobSwarm, host: string, port: number): void {
+  dial(blob: Topic, host: string, port: number): void {
     if (this.stopped || blob.peers.size >= MAX_PEERS_PER_BLOB || this.sockets.size >= MAX_CONNECTIONS) return;
     const key = blob.infoHash.toString('hex');
     let dialed = this.dialed.get(key);
     if (!dialed) this.dialed.set(key, (dialed = new Set()));
     const addr = `${host}:${port}`;
-    if (dialed.has(addr) || blob.bannedPeers.has(host)) return;
+    // Peer exchange can name any number of addresses: dials under way count against the blob's peers too.
+    if (dialed.has(addr) || dialed.size >= MAX_PEERS_PER_BLOB || blob.bannedPeers.has(host) || this.isPenalized(addr)) return;
     // Already connected the other way (peer exchange names peers that dialled us): a second connection would be
     // closed as a duplicate, and with it whatever the first one was fetching.
     for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
@@ -145,7 +233,9 @@ export class Swarm {
     this.track(socket);
     socket.once('timeout', () => socket.destroy());
     socket.once('close', () => dialed.delete(addr));
-    const peer = new Peer(socket, true, host);
+    const peer = new Peer(socket, true, host, this.opts.downloadLimit);
+    this.dialedAt.set(peer, addr);
+    peer.on('close', () => this.penalizeIfFaulty(peer));
     socket.once('connect', () => {
       socket.setTimeout(0);
       peer.attach(blob.peerContext());
@@ -156,7 +246,7 @@ export class Swarm {
     });
   }
 
-  private admit(blob: BlobSwarm, peer: Peer): boolean {
+  private admit(blob: Topic, peer: Peer): boolean {
     const existing = blob.peers.get(peer.id);
     // Two hosts dialling each other at once: both keep the connection the lower peer id opened.
     if (existing && !existing.isClosed) {
@@ -173,6 +263,8 @@ export class Swarm {
       return false;
     }
     peer.on('ready', () => {
+      const addr = this.addressOf(peer);
+      if (addr && this.isPenalized(addr)) return peer.close('left alone after breaking a bound');
       this.peersSeen.add(peer.id);
       // Peer exchange: tell it where our other peers of this blob listen.
       peer.pex([...blob.peers.values()].filter((p) => p !== peer && p.ready && p.listenPort).map((p) => `${p.host}:${p.listenPort}`));
@@ -186,9 +278,39 @@ export class Swarm {
     return true;
   }
 
+  /** Where a peer listens: the address we dialled, or the port it told us in its extension handshake. */
+  private addressOf(peer: Peer): string | undefined {
+    return this.dialedAt.get(peer) ?? (peer.listenPort ? `${peer.host}:${peer.listenPort}` : undefined);
+  }
+
+  private isPenalized(addr: string): boolean {
+    const until = this.penalized.get(addr);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.penalized.delete(addr);
+    return false;
+  }
+
+  /** A peer that broke a bound is left alone for a while: its connections for other blobs are closed too. */
+  private penalizeIfFaulty(peer: Peer): void {
+    const addr = this.addressOf(peer);
+    if (!peer.faulty || !addr || this.stopped) return;
+    this.penalized.set(addr, Date.now() + PENALTY_MS);
+    // bounded whatever a LAN does: the oldest penalty goes first
+    if (this.penalized.size > MAX_CONNECTIONS) this.penalized.delete(this.penalized.keys().next().value!);
+    for (const topic of [...this.blobs.values(), ...this.searches.values()]) {
+      for (const p of topic.peers.values()) if (p !== peer && this.addressOf(p) === addr) p.close('left alone after breaking a bound');
+    }
+  }
+
   private track(socket: Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** open sockets, incoming and outgoing, handshaken or not */
+  get connections(): number {
+    return this.sockets.size;
   }
 
   get peersUsed(): number {

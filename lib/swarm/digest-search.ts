@@ -1,0 +1,151 @@
+// A small blob known only by its digest (a manifest pulled by digest while the registry is out of reach), fetched
+// whole from peers that hold it. Its size is not in the digest, but the swarm id does not need it: every blob up to
+// 256 MiB has the same piece length, so the id follows from the digest alone, and a holder tells the size in its
+// extension handshake (peer.ts). That told size is not trusted: the digest is the only check. One holder at a time
+// sends the whole blob; a holder whose bytes do not match is banned, having cost us at most `maxSize` bytes.
+import { createHash } from 'node:crypto';
+import { mapLimit } from '../limit.ts';
+import { Bitfield } from '../store/bitfield.ts';
+import { BLOCK_SIZE, pieceLayout, pieceLength, pieceRange } from '../store/pieces.ts';
+import { swarmId } from './ids.ts';
+import type { Peer, PeerContext } from './peer.ts';
+
+/** block requests in flight to the holder (a manifest is at most a few hundred blocks) */
+const IN_FLIGHT = 64;
+
+export interface DigestSearchOptions {
+  digest: string;
+  /** the largest size a holder may tell; at most 256 MiB, so that the piece length does not depend on it */
+  maxSize: number;
+  peerContext: Omit<PeerContext, 'infoHash' | 'pieceCount' | 'pieceLength' | 'ourBits' | 'readBlock'>;
+  /** peer decisions, for --debug */
+  debug: (msg: string) => void;
+  /** what the user should see (bans) */
+  warn: (msg: string) => void;
+}
+
+export class DigestSearch {
+  readonly digest: string;
+  readonly infoHash: Buffer;
+  readonly peers = new Map<string, Peer>();
+  readonly bannedPeers = new Set<string>();
+  /** we never hold what we search for (Swarm asks, to stop dialling peers of a complete blob) */
+  readonly complete = false;
+  /** the verified bytes */
+  readonly result: Promise<Buffer>;
+  private readonly opts: DigestSearchOptions;
+  private readonly tried = new Set<Peer>();
+  private readonly holders: Peer[] = [];
+  private busy = false;
+  private done = false;
+  private resolve!: (body: Buffer) => void;
+
+  constructor(opts: DigestSearchOptions) {
+    if (pieceLength(opts.maxSize) !== pieceLength(1)) throw new RangeError(`DigestSearch: ${opts.maxSize} bytes is too large to find by digest alone`);
+    this.opts = opts;
+    this.digest = opts.digest;
+    this.infoHash = swarmId(opts.digest, pieceLength(opts.maxSize));
+    this.result = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  /** A connection's context: no layout until the holder tells the size; we serve nothing. */
+  peerContext(): PeerContext {
+    const base = { ...this.opts.peerContext, infoHash: this.infoHash };
+    const sized = (size: number): PeerContext => {
+      const layout = pieceLayout(size);
+      const none = new Bitfield(layout.count);
+      return {
+        ...base,
+        pieceCount: layout.count,
+        pieceLength: (i) => pieceRange(layout, i).end - pieceRange(layout, i).start,
+        ourBits: () => none,
+        readBlock: () => Promise.reject(new Error('nothing to serve')),
+      };
+    };
+    return {
+      ...sized(0),
+      withSize: (size) => (size !== undefined && size > 0 && size <= this.opts.maxSize ? sized(size) : null),
+    };
+  }
+
+  /** A peer whose handshake named this digest. */
+  addPeer(peer: Peer): boolean {
+    if (this.done || this.bannedPeers.has(peer.id) || this.bannedPeers.has(peer.host)) return false;
+    const existing = this.peers.get(peer.id);
+    if (existing && !existing.isClosed) return false;
+    this.peers.set(peer.id, peer);
+    // A holder is a peer with every piece that lets us ask (its unchoke follows its bitfield).
+    const consider = () => {
+      if (this.done || this.tried.has(peer) || !peer.ready || peer.choking || !peer.bits.isComplete()) return;
+      this.tried.add(peer);
+      this.holders.push(peer);
+      this.opts.debug(`${this.short}: peer ${peer.host}:${peer.listenPort} holds it (${peer.toldSize} bytes)`);
+      void this.next();
+    };
+    for (const ev of ['ready', 'bitfield', 'have', 'unchoke'] as const) peer.on(ev, consider);
+    peer.on('close', (why) => {
+      this.opts.debug(`${this.short}: peer ${peer.host} closed: ${why}`);
+      if (this.peers.get(peer.id) === peer) this.peers.delete(peer.id);
+    });
+    return true;
+  }
+
+  /** Fetch the whole blob from the next holder, one holder at a time, until one's bytes match the digest. */
+  private async next(): Promise<void> {
+    if (this.busy || this.done) return;
+    const peer = this.holders.shift();
+    if (!peer) return;
+    this.busy = true;
+    try {
+      const body = await this.fetchWhole(peer);
+      if (this.done) return;
+      if ('sha256:' + createHash('sha256').update(body).digest('hex') === this.digest) {
+        this.opts.debug(`${this.short}: ${body.length} bytes from peer ${peer.host} match the digest`);
+        this.done = true;
+        this.resolve(body);
+        return;
+      }
+      this.ban(peer, `sent ${body.length} bytes that do not match ${this.digest}`);
+    } catch (err) {
+      this.opts.debug(`${this.short}: peer ${peer.host} could not send it: ${(err as Error).message}`);
+    } finally {
+      this.busy = false;
+    }
+    void this.next();
+  }
+
+  private async fetchWhole(peer: Peer): Promise<Buffer> {
+    const size = peer.toldSize!; // checked by withSize before the peer became ready
+    const layout = pieceLayout(size);
+    const body = Buffer.alloc(size);
+    const blocks: { piece: number; offset: number; length: number; at: number }[] = [];
+    for (let piece = 0; piece < layout.count; piece++) {
+      const { start, end } = pieceRange(layout, piece);
+      for (let offset = 0; offset < end - start; offset += BLOCK_SIZE) {
+        blocks.push({ piece, offset, length: Math.min(BLOCK_SIZE, end - start - offset), at: start + offset });
+      }
+    }
+    await mapLimit(blocks, IN_FLIGHT, async (b) => {
+      const block = await peer.request(b.piece, b.offset, b.length);
+      block.copy(body, b.at);
+    });
+    return body;
+  }
+
+  private ban(peer: Peer, why: string): void {
+    this.bannedPeers.add(peer.id);
+    this.bannedPeers.add(peer.host);
+    this.opts.warn(`banning peer ${peer.host}: ${why}`);
+    peer.close(`banned: ${why}`);
+  }
+
+  private get short(): string {
+    return `search ${this.digest.slice(7, 19)}`;
+  }
+
+  /** Stop: close every connection of the search. */
+  close(): void {
+    this.done = true;
+    for (const peer of this.peers.values()) peer.close('search over');
+  }
+}
