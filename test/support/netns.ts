@@ -50,6 +50,8 @@ export interface LanOptions {
   hosts: number;
   /** tbf on both directions of every host link, in Mbit/s */
   rateMbit?: number;
+  /** per host (by index): a rate of its own instead of rateMbit, e.g. one slow link among fast ones */
+  hostRatesMbit?: (number | undefined)[];
   withRegistryHost?: boolean;
 }
 
@@ -171,10 +173,11 @@ export async function createLan(opts: LanOptions): Promise<Lan> {
       await ip(['-n', h.ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
       await ip(['link', 'set', h.veth, 'master', bridge]);
       await ip(['link', 'set', h.veth, 'up']);
-      if (opts.rateMbit !== undefined) {
+      const rate = (h === registryHost ? undefined : opts.hostRatesMbit?.[hosts.indexOf(h)]) ?? opts.rateMbit;
+      if (rate !== undefined) {
         // upload: egress of the host's eth0; download: egress of the root-side veth towards it
-        await run('ip', ['netns', 'exec', h.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', ...tbf(opts.rateMbit)]);
-        await run('tc', ['qdisc', 'add', 'dev', h.veth, 'root', 'tbf', ...tbf(opts.rateMbit)]);
+        await run('ip', ['netns', 'exec', h.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', ...tbf(rate)]);
+        await run('tc', ['qdisc', 'add', 'dev', h.veth, 'root', 'tbf', ...tbf(rate)]);
       }
     }
   } catch (err) {

@@ -1,0 +1,97 @@
+// One benchmark process in a LAN host: started behind a gate (so that all hosts can be released at one instant)
+// and under GNU time (its wait4 rusage gives exact peak RSS and CPU seconds, however short the process).
+import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { cliCommand } from '../../support/cli.ts';
+import type { Lan, LanHost } from '../../support/netns.ts';
+
+export const TIME_BIN = '/usr/bin/time';
+const TIME_FORMAT = 'rusage %e %M %U %S';
+const GATE = fileURLToPath(new URL('./gate.ts', import.meta.url));
+/** for anything but the .ts CLI: announce, wait for a line on stdin, become the command */
+const SHELL_GATE = 'echo "gate: ready" >&2; read -r _; exec "$@"';
+
+export interface ProcessOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** epoch ms at which the harness saw the process end */
+  exitAt: number;
+  /** from GNU time: peak resident set (MiB) and CPU seconds (user + system); absent if it was killed */
+  peakRssMiB?: number;
+  cpuSeconds?: number;
+  /** CPU seconds spent before the gate (module loading), when the preload gate could tell */
+  startupCpuSeconds?: number;
+}
+
+/**
+ * argv for a gated command. The swarmpull CLI run from source gets the preload gate (start-up done before the
+ * release); a binary (SWARMPULL_BIN) or another tool waits in a shell, its start-up counted in its time.
+ */
+export function gatedCommand(command: { swarmpull: string[] } | { argv: string[] }): string[] {
+  if ('swarmpull' in command) {
+    const [cmd, argv] = cliCommand(command.swarmpull);
+    if (!process.env.SWARMPULL_BIN) return [cmd, '--import', GATE, ...argv];
+    return ['sh', '-c', SHELL_GATE, 'gate', cmd, ...argv];
+  }
+  return ['sh', '-c', SHELL_GATE, 'gate', ...command.argv];
+}
+
+export class HostProcess {
+  readonly host: LanHost;
+  readonly proc: ChildProcess;
+  /** resolves when the process waits at its gate */
+  readonly ready: Promise<void>;
+  readonly done: Promise<ProcessOutcome>;
+  private stdout = '';
+  private stderr = '';
+
+  constructor(lan: Lan, host: LanHost, argv: string[], timeFile: string, timeoutMs: number) {
+    this.host = host;
+    // detached: a process group of its own, so a kill reaches the command under `time`, not only `time`
+    this.proc = lan.spawn(host, TIME_BIN, ['-f', TIME_FORMAT, '-o', timeFile, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.proc.stdin!.on('error', () => {}); // a process that died at its gate
+    this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
+    this.ready = new Promise((resolve, reject) => {
+      this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        this.stderr += d;
+        if (/^gate: ready.*\n/m.test(this.stderr)) resolve();
+      });
+      this.proc.once('close', () => reject(new Error(`${host.name}: exited before its gate:\n${this.stderr}`)));
+    });
+    this.ready.catch(() => {});
+    const timer = setTimeout(() => this.kill(), timeoutMs);
+    this.done = new Promise((resolve) => {
+      this.proc.once('close', async (code, signal) => {
+        clearTimeout(timer);
+        const exitAt = Date.now();
+        const usage = await readUsage(timeFile);
+        const gate = /^gate: ready ?([\d.]*)\n/m.exec(this.stderr);
+        const stderr = this.stderr.replace(/^gate: ready.*\n/m, '');
+        const startup = gate?.[1] ? { startupCpuSeconds: Number(gate[1]) } : {};
+        resolve({ code, signal, stdout: this.stdout, stderr, exitAt, ...usage, ...startup });
+      });
+    });
+  }
+
+  release(): void {
+    this.proc.stdin!.end('\n');
+  }
+
+  kill(): void {
+    try {
+      process.kill(-this.proc.pid!, 'SIGKILL');
+    } catch {}
+  }
+}
+
+/** GNU time's line; a command killed by a signal gets a "Command terminated by signal" line before it. */
+async function readUsage(file: string): Promise<{ peakRssMiB?: number; cpuSeconds?: number }> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  if (/terminated by signal/.test(text)) return {};
+  const m = /^rusage ([\d.]+) (\d+) ([\d.]+) ([\d.]+)$/m.exec(text);
+  if (!m) return {};
+  return { peakRssMiB: Number(m[2]) / 1024, cpuSeconds: Number(m[3]) + Number(m[4]) };
+}
