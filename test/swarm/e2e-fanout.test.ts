@@ -3,19 +3,12 @@
 // counter is its egress.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { canUseNetns } from '../support/netns.ts';
-import { createSwarmLan, MiB, type PullOutcome, type SwarmLan } from './swarm-lan.ts';
+import { createSwarmLan, ok, skipWithoutNetns, MiB, type SwarmLan } from './swarm-lan.ts';
 
-const skip = canUseNetns() ? false : 'needs root and working `ip netns`';
+const skip = skipWithoutNetns;
 const RATE_MBIT = 50;
 
 /** exit 0 and a --json result, or a failure message with the pull's stderr */
-function ok(o: PullOutcome, who: string) {
-  assert.equal(o.code, 0, `${who} exited ${o.code ?? o.signal}:\n${o.stderr}`);
-  assert.ok(o.json, `${who} printed no JSON:\n${o.stdout}\n${o.stderr}`);
-  return o.json;
-}
-
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
 describe('the first wave on a LAN', { skip }, () => {

@@ -11,17 +11,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildMultiArch, pushImage } from '../support/fixtures.ts';
-import { canUseNetns } from '../support/netns.ts';
-import { createSwarmLan, MiB, type PullOutcome, type PullRun, type SwarmLan } from './swarm-lan.ts';
+import { createSwarmLan, ok, skipWithoutNetns, MiB, type PullOutcome, type PullRun, type SwarmLan } from './swarm-lan.ts';
 
-const skip = canUseNetns() ? false : 'needs root and working `ip netns`';
+const skip = skipWithoutNetns;
 const CORRUPT_SEEDER = fileURLToPath(new URL('./fixtures/corrupt-seeder.ts', import.meta.url));
-
-function ok(o: PullOutcome, who: string) {
-  assert.equal(o.code, 0, `${who} exited ${o.code ?? o.signal}:\n${o.stderr}`);
-  assert.ok(o.json, `${who} printed no JSON:\n${o.stdout}\n${o.stderr}`);
-  return o.json;
-}
 
 /** the lines a failed pull printed as `swarmpull: …` */
 const errorLines = (o: PullOutcome) => o.stderr.split('\n').filter((l) => l.startsWith('swarmpull: '));

@@ -2,16 +2,9 @@
 // pulls from peers alone (--no-registry), and a registry that is gone.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { canUseNetns } from '../support/netns.ts';
-import { createSwarmLan, MiB, type PullOutcome, type PullRun, type SwarmLan } from './swarm-lan.ts';
+import { createSwarmLan, ok, skipWithoutNetns, MiB, type PullRun, type SwarmLan } from './swarm-lan.ts';
 
-const skip = canUseNetns() ? false : 'needs root and working `ip netns`';
-
-function ok(o: PullOutcome, who: string) {
-  assert.equal(o.code, 0, `${who} exited ${o.code ?? o.signal}:\n${o.stderr}`);
-  assert.ok(o.json, `${who} printed no JSON:\n${o.stdout}\n${o.stderr}`);
-  return o.json;
-}
+const skip = skipWithoutNetns;
 
 const mib = (n: number) => `${(n / MiB).toFixed(2)} MiB`;
 

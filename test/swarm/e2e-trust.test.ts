@@ -8,17 +8,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { canUseNetns } from '../support/netns.ts';
-import { createSwarmLan, MiB, type PullOutcome, type SwarmLan } from './swarm-lan.ts';
+import { createSwarmLan, ok, skipWithoutNetns, MiB, type SwarmLan } from './swarm-lan.ts';
 
-const skip = canUseNetns() ? false : 'needs root and working `ip netns`';
+const skip = skipWithoutNetns;
 const CORRUPT_SEEDER = fileURLToPath(new URL('./fixtures/corrupt-seeder.ts', import.meta.url));
-
-function ok(o: PullOutcome, who: string) {
-  assert.equal(o.code, 0, `${who} exited ${o.code ?? o.signal}:\n${o.stderr}`);
-  assert.ok(o.json, `${who} printed no JSON:\n${o.stdout}\n${o.stderr}`);
-  return o.json;
-}
 
 describe('peers not to be trusted', { skip }, () => {
   let s: SwarmLan;

@@ -1,18 +1,29 @@
 // A LAN for the end-to-end swarm tests: hosts in network namespaces on a shaped bridge, a real docker-registry
 // in a namespace of its own (so its veth counters are the registry's egress), a fixture image pushed to it,
 // and the swarmpull CLI run inside the hosts.
+import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
-import { createLan, type Lan, type LanHost } from '../support/netns.ts';
+import { canUseNetns, createLan, type Lan, type LanHost } from '../support/netns.ts';
 import { startRegistry, type Registry } from '../support/registry.ts';
 import { cliCommand } from '../support/cli.ts';
 
 const run = promisify(execFile);
 export const MiB = 1024 * 1024;
+
+/** The swarm suites' skip reason: they need network namespaces. */
+export const skipWithoutNetns = canUseNetns() ? false : 'needs root and working `ip netns`';
+
+/** The pull succeeded and printed its --json result: return it. */
+export function ok(o: PullOutcome, who: string) {
+  assert.equal(o.code, 0, `${who} exited ${o.code ?? o.signal}:\n${o.stderr}`);
+  assert.ok(o.json, `${who} printed no JSON:\n${o.stdout}\n${o.stderr}`);
+  return o.json;
+}
 
 export interface SwarmLanOptions {
   hosts: number;
