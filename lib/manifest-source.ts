@@ -6,7 +6,8 @@
 // (The client's onRetry must reach RegistryHealth.retrying for the quick fallback on a refused connection.)
 import { unreachableError } from './errors.ts';
 import { isDigest } from './image/digest.ts';
-import { MediaType, type ManifestBlob } from './image/types.ts';
+import { mediaTypeOfJson } from './image/manifest.ts';
+import type { ManifestBlob } from './image/types.ts';
 import type { RegistryClient } from './registry/client.ts';
 import { checkManifest, MAX_MANIFEST_BYTES } from './registry/manifest.ts';
 import { isUnreachable, type RegistryHealth } from './registry-health.ts';
@@ -133,12 +134,10 @@ export class ManifestSource {
   }
 }
 
-/** A manifest without its Content-Type: the type it names, else what its shape says (OCI allows leaving it out). */
+/** A manifest's media type from its bytes (a store or a peer has no Content-Type to give). */
 function mediaTypeOf(body: Buffer): string | undefined {
   try {
-    const m = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-    if (typeof m.mediaType === 'string') return m.mediaType;
-    return Array.isArray(m.manifests) ? MediaType.ociIndex : MediaType.ociManifest;
+    return mediaTypeOfJson(JSON.parse(body.toString('utf8')) as Record<string, unknown>);
   } catch {
     return undefined; // checkManifest says what is wrong with it
   }

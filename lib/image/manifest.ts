@@ -45,6 +45,17 @@ function descriptor(v: unknown, what: string): Descriptor {
 }
 
 /** Parse a manifest or index whose bytes were already verified against their digest. */
+/**
+ * The media type of manifest JSON met without its Content-Type (from the store or a peer): the one it names, else
+ * what its shape says (OCI lets a manifest leave mediaType out); undefined when it looks like neither.
+ */
+export function mediaTypeOfJson(json: Record<string, unknown>): string | undefined {
+  if (typeof json.mediaType === 'string') return json.mediaType;
+  if (Array.isArray(json.manifests)) return MediaType.ociIndex;
+  if (json.config !== undefined && Array.isArray(json.layers)) return MediaType.ociManifest;
+  return undefined;
+}
+
 export function parseManifest(blob: ManifestBlob): ImageIndex | ImageManifest {
   const what = `manifest ${blob.digest}`;
   let json: unknown;

@@ -4,9 +4,8 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isDigest } from '../image/digest.ts';
-import { parseManifest } from '../image/manifest.ts';
+import { mediaTypeOfJson, parseManifest } from '../image/manifest.ts';
 import { formatPlatform } from '../image/platform.ts';
-import { MediaType } from '../image/types.ts';
 import { Bitfield } from './bitfield.ts';
 import { pieceLayout } from './pieces.ts';
 
@@ -141,14 +140,7 @@ async function readImage(path: string, digest: string, size: number): Promise<{ 
     return null;
   }
   // The store keeps bytes, not media types: take it from the body, or from its shape (OCI may leave it out).
-  const mediaType =
-    typeof json.mediaType === 'string'
-      ? json.mediaType
-      : Array.isArray(json.manifests)
-        ? MediaType.ociIndex
-        : json.config !== undefined && Array.isArray(json.layers)
-          ? MediaType.ociManifest
-          : '';
+  const mediaType = mediaTypeOfJson(json);
   if (!mediaType) return null;
   try {
     const m = parseManifest({ digest, mediaType, body });
