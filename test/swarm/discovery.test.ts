@@ -28,22 +28,29 @@ test('MdnsDiscovery checks its options and bounds its lookups (no socket needed)
   assert.throws(() => d.announce(Buffer.alloc(19)), TypeError);
 });
 
-describe('mDNS discovery on a LAN', { skip }, () => {
+/** A LAN of `hosts` namespaces for a suite, torn down after it; start(i) runs a discovery peer on host i. */
+function peerLan(hosts: number) {
   let lan: Lan;
   const peers: LanPeer[] = [];
   before(async () => {
-    lan = await createLan({ hosts: 4 });
+    lan = await createLan({ hosts });
   });
   after(async () => {
     await Promise.all(peers.map((p) => p.stop()));
     await lan?.destroy();
   });
-  const start = (i: number, args: string[]) => {
-    const p = new LanPeer(lan, lan.hosts[i]!, WIRE_PORT + i, args);
-    peers.push(p);
-    return p;
+  /** a peer the suite started itself: stopped with the others */
+  const track = (p: LanPeer) => (peers.push(p), p);
+  return {
+    lan: () => lan,
+    track,
+    start: (i: number, args: string[]) => track(new LanPeer(lan, lan.hosts[i]!, WIRE_PORT + i, args)),
+    endpoint: (i: number) => `${lan.hosts[i]!.address}:${WIRE_PORT + i}`,
   };
-  const endpoint = (i: number) => `${lan.hosts[i]!.address}:${WIRE_PORT + i}`;
+}
+
+describe('mDNS discovery on a LAN', { skip }, () => {
+  const { start, endpoint } = peerLan(4);
 
   test('hosts find each other, late joiners too; unknown ids stay silent; withdraw stops answers', async (t) => {
     const A = newId(); // announced by everyone
@@ -84,24 +91,13 @@ describe('mDNS discovery on a LAN', { skip }, () => {
 });
 
 describe('hostile packets', { skip }, () => {
-  let lan: Lan;
-  const peers: LanPeer[] = [];
-  before(async () => {
-    lan = await createLan({ hosts: 5 });
-  });
-  after(async () => {
-    await Promise.all(peers.map((p) => p.stop()));
-    await lan?.destroy();
-  });
-  const start = (i: number, args: string[]) => {
-    const p = new LanPeer(lan, lan.hosts[i]!, WIRE_PORT + i, args);
-    peers.push(p);
-    return p;
-  };
+  const peerHosts = peerLan(5);
+  const { start } = peerHosts;
 
   test('garbage and lies neither crash nor produce peers; a real peer is still found', async (t) => {
     const C = newId();
     const D = newId();
+    const lan = peerHosts.lan();
     const h = lan.hosts;
     const at = (i: number) => `${h[i]!.address}:${WIRE_PORT + i}`;
     // h4 has no route for 224.0.0.0/4: it still works, because we pin the multicast interface (IP_MULTICAST_IF)
@@ -112,8 +108,9 @@ describe('hostile packets', { skip }, () => {
     // an address that is not on the host: no group membership, no multicast interface, so every multicast send
     // fails with ENETUNREACH; that must be logged once, not crash. (Ids of its own: it would still answer C by
     // unicast, with its wrong address, as it hears multicast through h4's other socket's membership.)
-    const unreachable = new LanPeer(lan, h[4]!, WIRE_PORT + 40, ['--announce', newId(), '--lookup', newId(), '--interface', `${h[4]!.address.replace(/\.\d+$/, '.99')}`]);
-    peers.push(unreachable);
+    const unreachable = peerHosts.track(
+      new LanPeer(lan, h[4]!, WIRE_PORT + 40, ['--announce', newId(), '--lookup', newId(), '--interface', `${h[4]!.address.replace(/\.\d+$/, '.99')}`]),
+    );
     const ready = (p: LanPeer) => p.waitFor('ready', (e) => e.ev === 'ready', 5000);
     const [{ instance }] = await Promise.all([ready(victim), ready(capped), ready(noRoute), ready(unreachable)]);
     await victim.waitForPeers(C, [at(4)], 3000);
