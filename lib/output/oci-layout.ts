@@ -12,7 +12,7 @@ import { failure, integrityError, usageError, writeFailure } from '../errors.ts'
 import { digestHex, sha256Digest } from '../image/digest.ts';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type Descriptor, type ManifestBlob } from '../image/types.ts';
 import { lock } from '../store/lock.ts';
-import { fsyncPath, tempPath, writeFileAtomic } from './files.ts';
+import { fsyncPath, tempPath, writeFileAtomic } from '../files.ts';
 import { REF_NAME_ANNOTATION } from './naming.ts';
 import { SerialQueue } from './serial.ts';
 import type { ImageSink, ResolvedImage } from './sink.ts';

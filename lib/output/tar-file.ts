@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { failure, usageError, writeFailure } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
 import { DockerTarWriter } from './docker-tar.ts';
-import { fsyncPath, tempPath } from './files.ts';
+import { fsyncPath, tempPath } from '../files.ts';
 import type { ImageSink, ResolvedImage } from './sink.ts';
 
 export async function openTarFile(path: string, image: ResolvedImage): Promise<ImageSink> {

@@ -1,10 +1,11 @@
 // Content-addressed blob store: complete, verified blobs under blobs/sha256/<hex>, partial ones under partial/.
 // Only a blob whose sha256 checked out is ever renamed into blobs/, so "present in blobs/" means "verified".
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFailure } from '../errors.ts';
+import { writeFileAtomic } from '../files.ts';
 import { digestHex, sha256Digest, assertDigest } from '../image/digest.ts';
 import type { Descriptor } from '../image/types.ts';
 import { lock, type Lock } from './lock.ts';
@@ -50,20 +51,11 @@ export class BlobStore {
     assertDigest(sha256Digest(body), digest, 'blob');
     const path = this.blobPath(digest);
     if (await this.has({ digest, size: body.length })) return path;
+    // The temp file lives in $STORE/tmp, where `store prune` finds what a killed process left.
     const tmp = join(this.root, 'tmp', `${digestHex(digest)}.${randomBytes(4).toString('hex')}`);
-    try {
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(body);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true }); // a full disk leaves no half file behind
+    await writeFileAtomic(path, body, { tmp }).catch((err: unknown) => {
       throw writeFailure(err, tmp);
-    }
+    });
     return path;
   }
 

@@ -1,5 +1,5 @@
-// Durable, atomic file updates for the outputs: write beside the target, fsync, rename over it, fsync the
-// directory. A reader (or a crash) sees the old file or the new one, never half of one.
+// Durable, atomic file updates for the store and the outputs: write a temp file, fsync, rename over the target,
+// fsync the directory. A reader (or a crash) sees the old file or the new one, never half of one.
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -18,9 +18,12 @@ export async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** Replace `path` with `data` atomically and durably. */
-export async function writeFileAtomic(path: string, data: Buffer, mode = 0o644): Promise<void> {
-  const tmp = tempPath(path);
+/**
+ * Replace `path` with `data` atomically and durably. `tmp` must be on the same file system (default: beside
+ * `path`); it is removed when anything fails, so a full disk leaves no half file behind.
+ */
+export async function writeFileAtomic(path: string, data: Buffer, opts: { mode?: number; tmp?: string } = {}): Promise<void> {
+  const { mode = 0o644, tmp = tempPath(path) } = opts;
   try {
     const fh = await open(tmp, 'w', mode);
     try {
