@@ -9,6 +9,7 @@ const BATCH_BYTES = 1 << 20;
  *  seconds, lost to a crash and invisible to progress */
 const BATCH_MS = 100;
 
+/** `chunk` is lent: its memory is reused once the returned promise settles (copy what must outlive it). */
 export type OnData = (chunk: Buffer, offset: number) => void | Promise<void>;
 
 export interface Cursor {
@@ -45,18 +46,18 @@ export async function deliverRange(res: Response, cursor: Cursor, end: number, o
   }
 
   const it = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  // Chunks are handed on in batches of up to 1 MiB: one disk write instead of sixteen (measured: less CPU).
-  let pending: Buffer[] = [];
+  // Chunks are handed on in batches of up to 1 MiB: one disk write instead of sixteen. The batch is copied into one
+  // buffer reused for the whole answer: fresh 1 MiB buffers per batch cost page faults and GC (measured).
+  let batch: Buffer | undefined;
   let pendingBytes = 0;
   let pendingSince = 0;
   const flush = async () => {
     if (pendingBytes === 0) return;
-    const batch = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    pending = [];
+    const n = pendingBytes;
     pendingBytes = 0;
     // The caller's own errors pass through untouched (never retried); its promise is our back-pressure.
-    await onData(batch, cursor.pos);
-    cursor.pos += batch.length;
+    await onData(batch!.subarray(0, n), cursor.pos);
+    cursor.pos += n;
   };
   let finished = false;
   try {
@@ -83,11 +84,13 @@ export async function deliverRange(res: Response, cursor: Cursor, end: number, o
         if (!wholeBlob) throw integrityError(`${ctx.what}: the registry sent more bytes than the ${end - cursor.pos} asked for`);
         chunk = chunk.subarray(0, room);
       }
-      if (chunk.length > 0) {
+      while (chunk.length > 0) {
         if (pendingBytes === 0) pendingSince = performance.now();
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes >= BATCH_BYTES || performance.now() - pendingSince >= BATCH_MS) await flush();
+        batch ??= Buffer.allocUnsafe(Math.min(BATCH_BYTES, end - cursor.pos));
+        const n = chunk.copy(batch, pendingBytes);
+        pendingBytes += n;
+        chunk = chunk.subarray(n);
+        if (pendingBytes === batch.length || performance.now() - pendingSince >= BATCH_MS) await flush();
       }
       if (wholeBlob && cursor.pos + pendingBytes === end) break;
     }

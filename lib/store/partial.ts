@@ -212,6 +212,8 @@ export class PartialBlob {
   /** Move the verified blob into the store; throws an integrity error unless verify() just succeeded. */
   async commit(): Promise<string> {
     if (!this.verified) throw integrityError(`blob ${this.desc.digest} failed verification`);
+    // Read-only from here on: an OCI layout may hold a hard link to this very file.
+    await this.data.chmod(0o444);
     await this.data.datasync();
     await this.close();
     await rename(this.path, this.finalPath);

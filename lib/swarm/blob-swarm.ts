@@ -15,8 +15,11 @@ import type { Slots } from './semaphore.ts';
 const PIPELINE = 96;
 /** a registry request covers at most this much while peers share the blob, so pieces spread among hosts early */
 const REGISTRY_RUN_BYTES = 1 << 20;
-/** ... and this much with no peer to share with (fewer, longer requests are faster) */
-const REGISTRY_RUN_ALONE_BYTES = 4 << 20;
+/** ... and with no peer to share with, the first run is this long and each next one twice as long, up to the
+ *  maximum: each request costs the registry and us (measured, 1 GiB alone on loopback: 4 MiB runs 7.0 s, 64 MiB runs
+ *  5.6 s), while short first runs leave little fetched twice when peers show up late */
+const REGISTRY_RUN_ALONE_FIRST_BYTES = 4 << 20;
+const REGISTRY_RUN_ALONE_MAX_BYTES = 64 << 20;
 /** a peer that claimed nothing from the registry for this long leaves its pieces to others */
 const OWNER_IDLE_MS = 1000;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
@@ -116,6 +119,8 @@ export class BlobSwarm {
   private waitTimer: NodeJS.Timeout | null = null;
   private downloadStartedAt = 0;
   private refetchedAll = false;
+  /** the next registry run's length while we know no peer (it grows with each run) */
+  private aloneRunBytes = REGISTRY_RUN_ALONE_FIRST_BYTES;
   private unverifiedRounds = 0;
 
   constructor(opts: BlobSwarmOptions) {
@@ -344,8 +349,8 @@ export class BlobSwarm {
     if (!d.registry || d.registry.usable?.() === false) return;
     if (Date.now() - this.downloadStartedAt < (this.opts.waitForPeersMs ?? 0)) return;
     if (Date.now() < d.registryPausedUntil) return;
-    const runBytes = this.synced.size === 0 ? REGISTRY_RUN_ALONE_BYTES : REGISTRY_RUN_BYTES;
-    // Runs stay inside aligned units of maxPieces; with peers, each unit has an owner among us and them.
+    const runBytes = this.synced.size === 0 ? this.aloneRunBytes : REGISTRY_RUN_BYTES;
+    // With peers, runs stay inside aligned units of maxPieces, each with an owner among us and them.
     const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(runBytes / this.layout.pieceLength)) : Infinity;
     const unit = Math.max(1, Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength));
     const alone = this.synced.size === 0;
@@ -360,10 +365,13 @@ export class BlobSwarm {
         return;
       }
       const run = [first];
-      const end = Math.min(first - (first % maxPieces) + maxPieces, this.layout.count);
+      const end = Math.min(alone ? first + maxPieces : first - (first % maxPieces) + maxPieces, this.layout.count);
       while (first + run.length < end && this.picker.extendsRegistryRun(first + run.length)) run.push(first + run.length);
       this.fetchFromRegistry(run, d.registry);
-      if (alone && this.opts.usePeers) return;
+      if (alone && this.opts.usePeers) {
+        this.aloneRunBytes = Math.min(2 * this.aloneRunBytes, REGISTRY_RUN_ALONE_MAX_BYTES);
+        return;
+      }
     }
   }
 
