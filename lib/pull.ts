@@ -134,6 +134,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     sink = await openOutput(opts.output, image);
     const blobs = dedupe([image.config, ...image.layers]);
     progress.planned(image, blobs);
+    // Look for the peers of every blob we lack now, not as each download starts: their waits for peers overlap.
+    if (swarm) for (const desc of blobs) if (!(await store.has(desc))) swarm.blob(desc, true);
 
     const counting: BlobProgress = {
       bytes(desc, n, source) {

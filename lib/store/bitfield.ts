@@ -19,15 +19,27 @@ export class Bitfield {
 
   count(): number {
     let n = 0;
-    for (let i = 0; i < this.length; i++) if (this.get(i)) n++;
+    const full = this.length >> 3;
+    for (let b = 0; b < full; b++) n += POPCOUNT[this.buffer[b]!]!;
+    for (let i = full * 8; i < this.length; i++) if (this.get(i)) n++;
     return n;
   }
 
   isComplete(): boolean {
-    return this.count() === this.length;
+    const full = this.length >> 3;
+    for (let b = 0; b < full; b++) if (this.buffer[b] !== 0xff) return false;
+    for (let i = full * 8; i < this.length; i++) if (!this.get(i)) return false;
+    return true;
   }
 
   clear(): void {
     this.buffer.fill(0);
   }
 }
+
+/** set bits in each byte value */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, v) => {
+  let n = 0;
+  for (; v; v &= v - 1) n++;
+  return n;
+});

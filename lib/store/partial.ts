@@ -1,7 +1,6 @@
 // A blob being downloaded: a sparse data file plus a small file holding its piece bitfield, so a pull killed
 // at any moment resumes with the pieces it already has. Pieces are marked only after their bytes were written.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { integrityError, writeFailure } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
@@ -10,6 +9,7 @@ import { BLOCK_SIZE, pieceLayout, pieceRange, type PieceLayout } from './pieces.
 
 const MAGIC = 'SPB1';
 const HEADER = 16; // magic(4) size(8) pieceLength(4)
+const VERIFY_READ_BYTES = 1 << 20;
 
 export interface ByteRange {
   start: number;
@@ -97,13 +97,16 @@ export class PartialBlob {
    * Write bytes of missing pieces. Bytes of complete blocks are skipped (a duplicate from a second source),
    * and a piece is marked, and reported through onPiece, once every block of it was written.
    */
-  async write(chunk: Buffer, offset: number): Promise<void> {
-    if (offset < 0 || offset + chunk.length > this.desc.size) {
+  async write(data: Buffer | readonly Buffer[], offset: number): Promise<void> {
+    const chunks = Buffer.isBuffer(data) ? [data] : data;
+    let length = 0;
+    for (const c of chunks) length += c.length;
+    if (offset < 0 || offset + length > this.desc.size) {
       throw integrityError(`blob ${this.desc.digest}: data beyond its declared size ${this.desc.size}`);
     }
     // Split the chunk at block boundaries; blocks already complete are skipped.
     const spans: { pos: number; n: number; piece: number; block: number; blockLen: number; counts: Uint32Array }[] = [];
-    const end = offset + chunk.length;
+    const end = offset + length;
     for (let pos = offset; pos < end; ) {
       const piece = Math.floor(pos / this.layout.pieceLength);
       const range = pieceRange(this.layout, piece);
@@ -119,17 +122,20 @@ export class PartialBlob {
       pos += n;
     }
     if (spans.length === 0) return;
-    const allNew = spans.reduce((a, sp) => a + sp.n, 0) === chunk.length;
+    const allNew = spans.reduce((a, sp) => a + sp.n, 0) === length;
     if (offset === this.hashedUpTo && allNew) {
-      this.hash.update(chunk);
-      this.hashedUpTo += chunk.length;
+      for (const c of chunks) this.hash.update(c);
+      this.hashedUpTo += length;
     } else if (offset <= this.hashedUpTo) {
       this.hashedUpTo = -1; // bytes the running hash saw may be overwritten: trust only the disk
     }
     try {
-      // The usual case, every byte new: one write for the whole chunk.
-      if (allNew) await this.writeAt(chunk, offset);
-      else for (const sp of spans) await this.writeAt(chunk.subarray(sp.pos - offset, sp.pos - offset + sp.n), sp.pos);
+      // The usual case, every byte new: one write for all of it.
+      if (allNew) await this.writeAt(chunks, offset);
+      else {
+        const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+        for (const sp of spans) await this.writeAt([whole.subarray(sp.pos - offset, sp.pos - offset + sp.n)], sp.pos);
+      }
     } catch (err) {
       this.hashedUpTo = -1;
       throw err;
@@ -154,12 +160,17 @@ export class PartialBlob {
     return true;
   }
 
-  private async writeAt(buf: Buffer, position: number): Promise<void> {
-    let done = 0;
+  private async writeAt(chunks: readonly Buffer[], position: number): Promise<void> {
     try {
-      while (done < buf.length) {
-        const { bytesWritten } = await this.data.write(buf, done, buf.length - done, position + done);
-        done += bytesWritten;
+      let rest = chunks.filter((c) => c.length > 0);
+      while (rest.length > 0) {
+        const { bytesWritten } = rest.length === 1 ? await this.data.write(rest[0]!, 0, rest[0]!.length, position) : await this.data.writev(rest, position);
+        if (bytesWritten === 0) throw new Error('the disk took no bytes');
+        position += bytesWritten;
+        // A short write (rare): go on after the bytes written.
+        let skip = bytesWritten;
+        while (rest.length > 0 && skip >= rest[0]!.length) skip -= rest.shift()!.length;
+        if (skip > 0) rest[0] = rest[0]!.subarray(skip);
       }
     } catch (err) {
       throw writeFailure(err, this.path);
@@ -201,8 +212,13 @@ export class PartialBlob {
     // Read from disk only what the running hash has not seen (all of it after a resume or out-of-order pieces).
     const from = Math.max(0, this.hashedUpTo);
     const hash = this.hashedUpTo >= 0 ? this.hash : createHash('sha256');
-    if (from < this.desc.size) {
-      for await (const c of createReadStream(this.path, { start: from, highWaterMark: 256 * 1024 })) hash.update(c as Buffer);
+    // One buffer for the whole read: a fresh one per read costs page faults and GC.
+    const buf = Buffer.allocUnsafe(Math.min(VERIFY_READ_BYTES, Math.max(1, this.desc.size - from)));
+    for (let pos = from; pos < this.desc.size; ) {
+      const { bytesRead } = await this.data.read(buf, 0, Math.min(buf.length, this.desc.size - pos), pos);
+      if (bytesRead === 0) break; // shorter than its size: the digest says so
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
     }
     this.verified = 'sha256:' + hash.digest('hex') === this.desc.digest;
     this.hashedUpTo = -1; // the hash is spent: a second verify reads the disk

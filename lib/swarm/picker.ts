@@ -71,8 +71,9 @@ export class PiecePicker {
 
   /** Every missing piece is already being fetched: time to duplicate requests for the last ones. */
   inEndgame(): boolean {
-    for (let i = 0; i < this.count; i++) if (!this.have.get(i) && !this.active.has(i)) return false;
-    return true;
+    let endgame = true;
+    this.eachMissing(undefined, (i) => (endgame = this.active.has(i)));
+    return endgame;
   }
 
   /**
@@ -84,9 +85,8 @@ export class PiecePicker {
     let bestAvail = Infinity;
     let ties = 0;
     const endgame = this.inEndgame();
-    for (let i = 0; i < this.count; i++) {
-      if (this.have.get(i) || !peer.get(i) || skip?.(i)) continue;
-      if (this.active.has(i) && !endgame) continue;
+    this.eachMissing(peer, (i) => {
+      if (skip?.(i) || (this.active.has(i) && !endgame)) return true;
       const a = this.availability[i]!;
       if (a < bestAvail) {
         best = i;
@@ -95,7 +95,8 @@ export class PiecePicker {
       } else if (a === bestAvail && this.random() * ++ties < 1) {
         best = i; // reservoir sampling: each tied piece equally likely
       }
-    }
+      return true;
+    });
     return best < 0 ? null : best;
   }
 
@@ -107,9 +108,31 @@ export class PiecePicker {
    */
   pickForRegistry(now = Date.now(), mine?: (i: number) => boolean): number | null {
     const candidates: number[] = [];
-    for (let i = 0; i < this.count; i++) if (this.extendsRegistryRun(i, now) && (!mine || mine(i))) candidates.push(i);
+    this.eachMissing(undefined, (i) => {
+      if (this.extendsRegistryRun(i, now) && (!mine || mine(i))) candidates.push(i);
+      return true;
+    });
     if (candidates.length === 0) return null;
     return candidates[Math.floor(this.random() * candidates.length)]!;
+  }
+
+  /**
+   * Call f for each piece we lack (and `from` has, if given), in order, until f returns false. Eight pieces at a time:
+   * the pickers run on every wire event, and a piece-by-piece scan of every blob was a fan-out host's largest cost.
+   */
+  private eachMissing(from: Bitfield | undefined, f: (i: number) => boolean): void {
+    const ours = this.have.buffer;
+    const theirs = from?.buffer;
+    for (let b = 0; b < ours.length; b++) {
+      let bits = ~ours[b]! & (theirs ? theirs[b]! : 0xff) & 0xff;
+      while (bits !== 0) {
+        const k = Math.clz32(bits) - 24; // the highest set bit is the lowest piece number
+        bits &= ~(0x80 >> k);
+        const i = b * 8 + k;
+        if (i >= this.count) return;
+        if (!f(i)) return;
+      }
+    }
   }
 
   /** Whether piece i may go to the registry: also the test for extending a run (keeps Range requests long). */

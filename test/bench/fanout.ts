@@ -4,7 +4,7 @@
 // (image bits / link rate). Needs root. Usage:
 //   npm run bench:fanout -- --scenario a|b|c|d|e|f|sweep|all[,…] [--hosts N] [--hosts-list 2,4,8,16]
 //     [--size-mib 128] [--small-mib 4] [--layers 4] [--rate-mbit 100] [--slow-rate-mbit 10] [--runs 3]
-//     [--json FILE] [--chart FILE.svg] [--no-skopeo] [--linger S]
+//     [--json FILE] [--chart FILE.svg] [--no-skopeo] [--tools swarmpull,registry-only,skopeo] [--linger S]
 import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ import { ALL, plansFor, SCENARIOS, type Plan, type ScenarioId, type Tool } from 
 const MiB = 1 << 20;
 const log = (msg: string) => process.stderr.write(`fanout: ${msg}\n`);
 const usage = (msg: string): never => {
-  process.stderr.write(`fanout: ${msg}\nusage: node test/bench/fanout.ts --scenario a|b|c|d|e|f|sweep|all[,...] [--hosts N] [--hosts-list 2,4,8] [--size-mib S] [--small-mib S] [--layers L] [--rate-mbit R] [--slow-rate-mbit R] [--runs K] [--json FILE] [--chart FILE.svg] [--no-skopeo] [--linger S]\n`);
+  process.stderr.write(`fanout: ${msg}\nusage: node test/bench/fanout.ts --scenario a|b|c|d|e|f|sweep|all[,...] [--hosts N] [--hosts-list 2,4,8] [--size-mib S] [--small-mib S] [--layers L] [--rate-mbit R] [--slow-rate-mbit R] [--runs K] [--json FILE] [--chart FILE.svg] [--no-skopeo] [--tools swarmpull,registry-only,skopeo] [--linger S]\n`);
   process.exit(2);
 };
 
@@ -42,6 +42,7 @@ function parse() {
         json: { type: 'string' },
         chart: { type: 'string' },
         'no-skopeo': { type: 'boolean', default: false },
+        tools: { type: 'string' },
         linger: { type: 'string' },
       },
     }).values;
@@ -70,7 +71,10 @@ const params = {
 };
 const runs = positive('runs', values.runs)!;
 const lingerOverride = values.linger === undefined ? undefined : Number(values.linger);
-const tools: Tool[] = values['no-skopeo'] ? ['swarmpull', 'registry-only'] : ['swarmpull', 'registry-only', 'skopeo'];
+const ALL_TOOLS: Tool[] = ['swarmpull', 'registry-only', 'skopeo'];
+// --tools swarmpull: a quick look at swarmpull alone (no direct pulls to compare with, no goal on them)
+const tools = (values.tools?.split(',') ?? ALL_TOOLS.filter((t) => !(values['no-skopeo'] && t === 'skopeo'))) as Tool[];
+for (const t of tools) if (!ALL_TOOLS.includes(t)) usage(`--tools ${t}: expected some of ${ALL_TOOLS.join(', ')}`);
 let plans: Plan[] = [];
 try {
   plans = scenarios.flatMap((s) => plansFor(s, params));

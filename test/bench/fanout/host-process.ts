@@ -22,6 +22,8 @@ export interface ProcessOutcome {
   /** from GNU time: peak resident set (MiB) and CPU seconds (user + system); absent if it was killed */
   peakRssMiB?: number;
   cpuSeconds?: number;
+  /** the system part of cpuSeconds (the network stack's work for the process's sockets lands here) */
+  sysSeconds?: number;
   /** CPU seconds spent before the gate (module loading), when the preload gate could tell */
   startupCpuSeconds?: number;
 }
@@ -88,10 +90,10 @@ export class HostProcess {
 }
 
 /** GNU time's line; a command killed by a signal gets a "Command terminated by signal" line before it. */
-async function readUsage(file: string): Promise<{ peakRssMiB?: number; cpuSeconds?: number }> {
+async function readUsage(file: string): Promise<{ peakRssMiB?: number; cpuSeconds?: number; sysSeconds?: number }> {
   const text = await readFile(file, 'utf8').catch(() => '');
   if (/terminated by signal/.test(text)) return {};
   const m = /^rusage ([\d.]+) (\d+) ([\d.]+) ([\d.]+)$/m.exec(text);
   if (!m) return {};
-  return { peakRssMiB: Number(m[2]) / 1024, cpuSeconds: Number(m[3]) + Number(m[4]) };
+  return { peakRssMiB: Number(m[2]) / 1024, cpuSeconds: Number(m[3]) + Number(m[4]), sysSeconds: Number(m[4]) };
 }

@@ -54,6 +54,8 @@ export interface HostRecord {
   peakRssMiB?: number;
   /** CPU seconds of the whole process, start-up included */
   cpuSeconds?: number;
+  /** of which system time */
+  sysSeconds?: number;
   /** of which start-up (module loading) before the gate, for swarmpull run from source */
   startupCpuSeconds?: number;
   /** the host's link, from its veth counters over the wave */
@@ -167,6 +169,7 @@ function hostRecord(
     linkTxBytes: link.tx,
     ...(o.peakRssMiB !== undefined ? { peakRssMiB: o.peakRssMiB } : {}),
     ...(o.cpuSeconds !== undefined ? { cpuSeconds: o.cpuSeconds } : {}),
+    ...(o.sysSeconds !== undefined ? { sysSeconds: o.sysSeconds } : {}),
     ...(o.startupCpuSeconds !== undefined ? { startupCpuSeconds: o.startupCpuSeconds } : {}),
   };
   const failed = (why: string): HostRecord => ({ ...base, ok: false, receivedBytes: 0, error: `${why}: ${o.stderr.trim().slice(-1500)}` });
