@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nodeFlags } from './node-flags.ts';
 
 const root = join(import.meta.dirname, '..');
 const dist = join(root, 'dist');
@@ -29,6 +30,7 @@ writeFileSync(
     output: join(dist, 'sea.blob'),
     disableExperimentalSEAWarning: true,
     useCodeCache: true,
+    execArgv: nodeFlags(),
   }),
 );
 // process.execPath is the pinned Node 24 when run through npm (node_modules/.bin comes first on the PATH).

@@ -2,13 +2,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ENTRY, nodeFlags } from '../../bin/node-flags.ts';
 
-const ENTRY = fileURLToPath(new URL('../../bin/swarmpull.ts', import.meta.url));
+const FROM_SOURCE = [...nodeFlags(), fileURLToPath(ENTRY)];
 
 export function cliCommand(args: string[]): [string, string[]] {
   const bin = process.env.SWARMPULL_BIN;
   // absolute: tests run it from other directories and inside network namespaces
-  return bin ? [resolve(bin), args] : [process.execPath, [ENTRY, ...args]];
+  return bin ? [resolve(bin), args] : [process.execPath, [...FROM_SOURCE, ...args]];
 }
 
 export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
