@@ -206,7 +206,10 @@ class OciLayoutSink implements ImageSink {
     if (this.#state !== 'open') throw failure(`the OCI layout ${this.#target} is already ${this.#state}`);
   }
 
-  /** Write a blob unless the layout has it already: temp file, fsync, rename, so a blob's name always means its whole content. */
+  /**
+   * Write a blob unless the layout has it already: temp file, fsync, rename, so a blob's name always means its whole
+   * content. `write` fills the temp file; 'linked' says it is a hard link to a read-only file already synced.
+   */
   async #putBlob(digest: string, size: number, write: (tmp: string) => Promise<unknown>): Promise<void> {
     const file = join(this.#root, 'blobs', 'sha256', digestHex(digest));
     const existing = await stat(file).catch(() => undefined);
