@@ -95,7 +95,7 @@ export class BlobSwarm {
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
   /** Who wrote each block of each piece in this run, for the trust check: a peer id or REGISTRY. */
-  private readonly sources = new Map<number, (Source | null | undefined)[]>();
+  private readonly sources = new Map<number, Source[]>();
   /** pieces from peers on their way to the disk */
   private readonly writing = new Set<number>();
   private readonly uploadCache = new Map<number, Promise<Buffer>>();
@@ -514,11 +514,11 @@ export class BlobSwarm {
     const partial = this.partial!;
     d.finishing = true;
     if (this.opts.debug) {
-      // Which pieces came from where (null: endgame duplicates from several peers).
+      // Which pieces came from where.
       const bySource = new Map<string, number[]>();
       for (const [piece, blocks] of [...this.sources].sort(([a], [b]) => a - b)) {
         for (const src of new Set(blocks)) {
-          const name = src === REGISTRY || !src ? String(src) : `peer ${this.peers.get(src)?.host ?? src.slice(0, 8)}`;
+          const name = src === REGISTRY ? src : `peer ${this.peers.get(src)?.host ?? src.slice(0, 8)}`;
           let pieces = bySource.get(name);
           if (!pieces) bySource.set(name, (pieces = []));
           pieces.push(piece);
@@ -577,8 +577,8 @@ export class BlobSwarm {
       d.progress.bytes(fromRegistry.length, 'registry');
       const onDisk = await partial.readPiece(i);
       if (!onDisk.equals(fromRegistry)) {
-        // Blame the block, not the piece: in the endgame one piece can hold blocks of several peers. A block that
-        // several peers sent, or that an earlier run wrote, has nobody to blame for sure: it is only repaired.
+        // Blame the peer whose block differs (a piece from peers is written whole, from one of them). A piece an
+        // earlier run wrote has nobody to blame for sure: it is only repaired.
         const blocks = this.sources.get(i) ?? [];
         for (let b = 0; b * BLOCK_SIZE < fromRegistry.length; b++) {
           const at = b * BLOCK_SIZE;
@@ -603,7 +603,7 @@ export class BlobSwarm {
     if (++this.unverifiedRounds > MAX_UNVERIFIED_ROUNDS) {
       throw integrityError(`blob ${this.desc.digest} failed verification ${MAX_UNVERIFIED_ROUNDS} times, and without the registry there is no telling which peer sent bad pieces`);
     }
-    const senders = new Set<Source | null | undefined>();
+    const senders = new Set<Source | undefined>();
     for (const i of suspect) for (const src of this.sources.get(i) ?? [undefined]) senders.add(src);
     const [only] = senders;
     d.progress.log(`blob ${short} failed verification; fetching the ${suspect.length} pieces from peers again (no registry to compare with)`);
