@@ -36,8 +36,11 @@ type WireInternals = {
   _onMessageLength(b: Uint8Array): void;
   _onExtended(ext: number, buf: Uint8Array): void;
   _write(data: Uint8Array, cb: (err?: Error | null) => void): void;
+  _processBuffer(): void;
 };
 const wireInternals = Wire.prototype as unknown as WireInternals;
+/** the library's receive buffer: bytes of the message being parsed, and how many that message needs */
+type WireBuffer = { _buffer: Uint8Array[]; _bufferSize: number; _parserSize: number; _encryptor: unknown };
 
 /**
  * A Wire hardened against hostile peers: oversized messages are refused instead of buffered (the library accepts
@@ -58,12 +61,34 @@ class BoundedWire extends Wire {
       (cb as (err?: Error | null) => void)(err);
     };
     try {
-      wireInternals._write.call(this, data, done);
+      this.joinWaiting(data, done) || wireInternals._write.call(this, data, done);
     } catch (err) {
       this.refuse(`peer sent what we cannot handle (${(err as Error).message})`);
       // streamx finishes destroying only once the write under way has called back
       if (!called) done(null);
     }
+  }
+
+  /**
+   * Bytes of a message wait for the rest of it: join them with only as much of `data` as that message needs, and
+   * leave the rest of `data` to the library. (The library copies all it buffered plus all of `data` on every read:
+   * with 16 KiB messages and ~24 KB socket reads, every received byte about twice.) Returns whether it took `data`.
+   */
+  private joinWaiting(data: Uint8Array, done: (err?: Error | null) => void): boolean {
+    const w = this as unknown as WireBuffer;
+    if (w._encryptor || w._buffer.length === 0) return false;
+    const need = w._parserSize - w._bufferSize;
+    if (need > data.length) {
+      w._buffer.push(data);
+      w._bufferSize += data.length;
+      done(null);
+      return true;
+    }
+    w._buffer = [Buffer.concat([...w._buffer, data.subarray(0, need)])];
+    w._bufferSize += need;
+    wireInternals._processBuffer.call(this);
+    wireInternals._write.call(this, data.subarray(need), done);
+    return true;
   }
 
   /** Close, and parse nothing more of what is buffered. */
@@ -168,8 +193,9 @@ export class Peer extends EventEmitter<PeerEvents> {
       // Reading pauses while the limit holds bytes back; TCP then slows the peer down.
       const slowed = throttle(download);
       socket.once('close', () => slowed.destroy());
-      socket.pipe(slowed).pipe(this.wire).pipe(socket);
-    } else socket.pipe(this.wire).pipe(socket);
+      socket.pipe(slowed).pipe(this.wire);
+    } else socket.pipe(this.wire);
+    this.sendQueued();
     this.wire.extendedMapping[1] = EXT;
     this.wire.setTimeout(REQUEST_TIMEOUT_MS, true);
     this.wire.setKeepAlive(true);
@@ -298,7 +324,6 @@ export class Peer extends EventEmitter<PeerEvents> {
     ctx.readBlock(piece, offset, length).then(
       (block) => {
         if (this.closed) return;
-        this.cork();
         respond(null, block);
         this.emit('upload', block.length);
       },
@@ -310,7 +335,6 @@ export class Peer extends EventEmitter<PeerEvents> {
   request(piece: number, offset: number, length: number): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('peer closed'));
     this.inflight++;
-    this.cork();
     return new Promise((resolve, reject) => {
       let settled = false;
       const settle = (err: Error | null, block?: Buffer) => {
@@ -399,16 +423,21 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.wire.extended(EXT, bencode.encode(msg));
   }
 
-  // Many small messages in one tick go out in one write (measured: +7-45% throughput).
-  private corked = false;
-  private cork(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.socket.uncork();
-    });
+  /**
+   * Wire to socket: whatever messages the wire has ready go out in one write. (A pipe wrote each message on its own
+   * once the socket pushed back, header and block apart: 125,000 write calls for 1 GiB sent, measured.)
+   */
+  private sendQueued(): void {
+    const { socket, wire } = this;
+    const send = () => {
+      socket.cork();
+      let chunk: Uint8Array | null;
+      while (!socket.writableNeedDrain && (chunk = wire.read() as Uint8Array | null) !== null) socket.write(chunk);
+      socket.uncork();
+    };
+    wire.on('readable', send);
+    socket.on('drain', send);
+    wire.once('end', () => socket.end());
   }
 }
 
