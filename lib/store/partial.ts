@@ -164,7 +164,7 @@ export class PartialBlob {
     try {
       let rest = chunks.filter((c) => c.length > 0);
       while (rest.length > 0) {
-        const { bytesWritten } = rest.length === 1 ? await this.data.write(rest[0]!, 0, rest[0]!.length, position) : await this.data.writev(rest, position);
+        const { bytesWritten } = await this.data.writev(rest, position);
         if (bytesWritten === 0) throw new Error('the disk took no bytes');
         position += bytesWritten;
         // A short write (rare): go on after the bytes written.
