@@ -15,6 +15,9 @@ import type { Slots } from './semaphore.ts';
 const PIPELINE = 96;
 /** a registry request covers at most this much while peers share the blob, so pieces spread among hosts early */
 const REGISTRY_RUN_BYTES = 1 << 20;
+/** ... and a blob is cut into at least this many such units (shorter ones for small blobs), each with its own owner:
+ *  a 1 MiB layer in 1 MiB units had one owner, which then served it alone to every other host */
+const MIN_UNITS_PER_BLOB = 8;
 /** ... and with no peer to share with, the first run is this long and each next one twice as long, up to the
  *  maximum: each request costs the registry and us (measured, 1 GiB alone on loopback: 4 MiB runs 7.0 s, 64 MiB runs
  *  5.6 s), while short first runs leave little fetched twice when peers show up late */
@@ -124,6 +127,8 @@ export class BlobSwarm {
   private refetchedAll = false;
   /** the next registry run's length while we know no peer (it grows with each run) */
   private aloneRunBytes = REGISTRY_RUN_ALONE_FIRST_BYTES;
+  /** pieces per unit of registry ownership (see ownerTest) */
+  private readonly unit: number;
   private unverifiedRounds = 0;
 
   constructor(opts: BlobSwarmOptions) {
@@ -131,6 +136,7 @@ export class BlobSwarm {
     this.desc = opts.desc;
     this.infoHash = opts.infoHash;
     this.layout = pieceLayout(opts.desc.size);
+    this.unit = Math.max(1, Math.min(Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength), Math.floor(this.layout.count / MIN_UNITS_PER_BLOB)));
     this.have = new Bitfield(this.layout.count);
     this.picker = new PiecePicker(this.have);
   }
@@ -322,20 +328,11 @@ export class BlobSwarm {
     if (!set) this.fetching.set(piece, (set = new Set()));
     set.add(peer);
     const { start, end } = pieceRange(this.layout, piece);
-    const requests: Promise<Buffer>[] = [];
-    for (let off = 0; off < end - start; off += BLOCK_SIZE) {
-      const len = Math.min(BLOCK_SIZE, end - start - off);
-      requests.push(
-        peer.request(piece, off, len).then((block) => {
-          d.lastByteAt = Date.now();
-          return block;
-        }),
-      );
-    }
     // The piece's blocks are written together once all are here: one write per piece instead of one per 16 KiB
     // block (measured: the per-block writes were the largest cost of a peer transfer).
-    Promise.all(requests).then(
+    peer.requestPiece(piece, end - start).then(
       async (blocks) => {
+        d.lastByteAt = Date.now();
         // Another peer was faster (endgame): its copy is here or being written; one copy per piece reaches the disk.
         if (this.have.get(piece) || this.writing.has(piece)) return;
         this.writing.add(piece);
@@ -372,21 +369,19 @@ export class BlobSwarm {
     if (!d.registry || d.registry.usable?.() === false) return;
     if (Date.now() - this.createdAt < (this.opts.waitForPeersMs ?? 0)) return;
     if (Date.now() < d.registryPausedUntil) return;
-    const runBytes = this.synced.size === 0 ? this.aloneRunBytes : REGISTRY_RUN_BYTES;
-    // With peers, runs stay inside aligned units of maxPieces, each with an owner among us and them.
-    const maxPieces = this.opts.usePeers ? Math.max(1, Math.floor(runBytes / this.layout.pieceLength)) : Infinity;
-    const unit = Math.max(1, Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength));
     const alone = this.synced.size === 0;
-    const mine = alone ? undefined : this.ownerTest(unit);
+    // With peers, runs stay inside one unit, each unit with an owner among us and them.
+    const maxPieces = !this.opts.usePeers ? Infinity : alone ? Math.max(1, Math.floor(this.aloneRunBytes / this.layout.pieceLength)) : this.unit;
+    const mine = alone ? undefined : this.ownerTest();
     // With nobody to share with, one run at a time from the first missing piece: the bytes then arrive in order and
     // the running hash sees each once (pieces out of order would be read back from disk to verify the blob).
     if (alone && this.opts.usePeers && this.registryActive.size > 0) return;
-    while (d.registry.usable?.() !== false && this.opts.registrySlots.tryTake()) {
+    // (A slot is taken only for a run: taking one and giving it back would wake every blob, which would do the
+    // same, a loop that kept fan-out hosts busy while they waited for peers.)
+    while (d.registry.usable?.() !== false && this.opts.registrySlots.available) {
       const first = this.opts.usePeers && !alone ? this.picker.pickForRegistry(Date.now(), mine) : this.firstMissingIdle();
-      if (first === null) {
-        this.opts.registrySlots.give();
-        return;
-      }
+      if (first === null) return;
+      this.opts.registrySlots.take();
       const run = [first];
       const end = Math.min(alone ? first + maxPieces : first - (first % maxPieces) + maxPieces, this.layout.count);
       while (first + run.length < end && this.picker.extendsRegistryRun(first + run.length)) run.push(first + run.length);
@@ -405,8 +400,10 @@ export class BlobSwarm {
    * registry for this blob (it may have no registry, or be busy with other blobs); otherwise we leave it to its
    * owner, which is about to fetch it.
    */
-  private ownerTest(unit: number): (i: number) => boolean {
+  private ownerTest(): (i: number) => boolean {
     const hash = (id: number, u: number) => mix32(id ^ u);
+    // the blob's own salt: unit k of every layer would otherwise have the same owner
+    const salt = Number.parseInt(this.desc.digest.slice(this.desc.digest.indexOf(':') + 1).slice(0, 8), 16);
     const ours = this.opts.peerContext.ourId.readUInt32BE(0);
     const now = Date.now();
     const idle = (p: Peer) => {
@@ -417,7 +414,7 @@ export class BlobSwarm {
     };
     const theirs = [...this.synced].map((p) => ({ id: Number.parseInt(p.id.slice(0, 8), 16), idle: idle(p) }));
     return (i) => {
-      const u = mix32(Math.floor(i / unit) + 1);
+      const u = mix32((Math.floor(i / this.unit) + 1) ^ salt);
       let best = hash(ours, u);
       let idle = true;
       for (const t of theirs) {

@@ -6,12 +6,12 @@
 import { createHash } from 'node:crypto';
 import { mapLimit } from '../limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
-import { BLOCK_SIZE, pieceLayout, pieceLength, pieceRange } from '../store/pieces.ts';
+import { pieceLayout, pieceLength, pieceRange } from '../store/pieces.ts';
 import { swarmId } from './ids.ts';
 import type { Peer, PeerContext } from './peer.ts';
 
-/** block requests in flight to the holder (a manifest is at most a few hundred blocks) */
-const IN_FLIGHT = 64;
+/** pieces asked of the holder at once (64 blocks; a manifest is at most a few hundred blocks) */
+const PIECES_IN_FLIGHT = 4;
 
 export interface DigestSearchOptions {
   digest: string;
@@ -118,16 +118,10 @@ export class DigestSearch {
     const size = peer.toldSize!; // checked by withSize before the peer became ready
     const layout = pieceLayout(size);
     const body = Buffer.alloc(size);
-    const blocks: { piece: number; offset: number; length: number; at: number }[] = [];
-    for (let piece = 0; piece < layout.count; piece++) {
-      const { start, end } = pieceRange(layout, piece);
-      for (let offset = 0; offset < end - start; offset += BLOCK_SIZE) {
-        blocks.push({ piece, offset, length: Math.min(BLOCK_SIZE, end - start - offset), at: start + offset });
-      }
-    }
-    await mapLimit(blocks, IN_FLIGHT, async (b) => {
-      const block = await peer.request(b.piece, b.offset, b.length);
-      block.copy(body, b.at);
+    const pieces = Array.from({ length: layout.count }, (_, piece) => ({ piece, ...pieceRange(layout, piece) }));
+    await mapLimit(pieces, PIECES_IN_FLIGHT, async ({ piece, start, end }) => {
+      let at = start;
+      for (const block of await peer.requestPiece(piece, end - start)) at += block.copy(body, at);
     });
     return body;
   }

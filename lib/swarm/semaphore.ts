@@ -7,10 +7,14 @@ export class Slots {
     this.free = n;
   }
 
-  tryTake(): boolean {
-    if (this.free <= 0) return false;
+  get available(): boolean {
+    return this.free > 0;
+  }
+
+  /** Take a free slot (check `available` first). */
+  take(): void {
+    if (this.free <= 0) throw new Error('no free slot');
     this.free--;
-    return true;
   }
 
   give(): void {
