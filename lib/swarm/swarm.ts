@@ -34,6 +34,8 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const PENALTY_MS = 30_000;
 /** how long a blob's download waits for a first peer before it starts on the registry (see BlobSwarm) */
 const WAIT_FOR_PEERS_MS = 300;
+/** peers that became ready within this long are told to the blob's other peers in one message each */
+const PEX_BATCH_MS = 100;
 
 export interface SwarmOptions {
   /** TCP port to listen on; 0 picks a free one; unset: DEFAULT_PORT, or a free one if that is taken */
@@ -76,6 +78,8 @@ export class Swarm {
   private readonly penalized = new Map<string, number>();
   /** the address an outgoing peer was dialled at */
   private readonly dialedAt = new WeakMap<Peer, string>();
+  /** per topic, peers that became ready since its last peer exchange to every peer */
+  private readonly pexNews = new Map<Topic, Set<Peer>>();
   private lastUpload = 0;
   private stopped = false;
 
@@ -266,8 +270,9 @@ export class Swarm {
       const addr = this.addressOf(peer);
       if (addr && this.isPenalized(addr)) return peer.close('left alone after breaking a bound');
       this.peersSeen.add(peer.id);
-      // Peer exchange: tell it where our other peers of this blob listen.
+      // Peer exchange: tell it where our other peers of this blob listen, and them where it does.
       peer.pex([...blob.peers.values()].filter((p) => p !== peer && p.ready && p.listenPort).map((p) => `${p.host}:${p.listenPort}`));
+      this.tellOthers(blob, peer);
     });
     peer.on('pex', (addrs) => {
       // A complete blob needs no more peers: those that need it will come.
@@ -276,6 +281,29 @@ export class Swarm {
     });
     peer.on('upload', () => (this.lastUpload = Date.now()));
     return true;
+  }
+
+  /**
+   * A peer found later is told to those already connected (in batches): a host whose mDNS answers were lost on a
+   * busy link, or came before it listened, otherwise learnt of it only from its own next query, a second or more
+   * later, and meanwhile fetched from the registry what that peer had (measured: late joiners of (d) found the
+   * seeders after 1.3 s).
+   */
+  private tellOthers(topic: Topic, peer: Peer): void {
+    const pending = this.pexNews.get(topic);
+    if (pending) {
+      pending.add(peer);
+      return;
+    }
+    const news = new Set([peer]);
+    this.pexNews.set(topic, news);
+    setTimeout(() => {
+      this.pexNews.delete(topic);
+      const fresh = [...news].filter((n) => n.ready && n.listenPort);
+      for (const p of topic.peers.values()) {
+        if (p.ready) p.pex(fresh.filter((n) => n !== p).map((n) => `${n.host}:${n.listenPort}`));
+      }
+    }, PEX_BATCH_MS).unref();
   }
 
   /** Where a peer listens: the address we dialled, or the port it told us in its extension handshake. */
