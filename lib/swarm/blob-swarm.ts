@@ -23,6 +23,9 @@ const MIN_UNITS_PER_BLOB = 8;
  *  5.6 s), while short first runs leave little fetched twice when peers show up late */
 const REGISTRY_RUN_ALONE_FIRST_BYTES = 4 << 20;
 const REGISTRY_RUN_ALONE_MAX_BYTES = 64 << 20;
+/** ... and while peers found are still connecting, the registry waits for them up to this long (a handshake between
+ *  CPU-starved hosts took up to 1.9 s, measured in fan-out (d): late joiners meanwhile fetched what seeders had) */
+const MAX_WAIT_FOR_PEERS_MS = 2_000;
 /** a peer that claimed nothing from the registry for this long leaves its pieces to others */
 const OWNER_IDLE_MS = 1000;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
@@ -67,6 +70,8 @@ export interface BlobSwarmOptions {
    * the wait, as hosts that know different subsets of the swarm would pick the same pieces as their own.
    */
   waitForPeersMs?: number;
+  /** peers of this blob we dial that are not ready yet (connecting, handshaking) */
+  peersConnecting?: () => number;
   onPeerBanned?: (peer: Peer, why: string) => void;
   /** peer and scheduling decisions, for --debug */
   debug?: (msg: string) => void;
@@ -121,7 +126,7 @@ export class BlobSwarm {
     finishing: boolean;
   } | null = null;
   private watchdog: NodeJS.Timeout | null = null;
-  private waitTimer: NodeJS.Timeout | null = null;
+  private readonly waitTimers: NodeJS.Timeout[] = [];
   /** when discovery for this blob began (its swarm was made): the wait for peers counts from here */
   private readonly createdAt = Date.now();
   private refetchedAll = false;
@@ -190,7 +195,7 @@ export class BlobSwarm {
       // Right after our bitfield: the pieces we are fetching from the registry, even none, so that the peer knows
       // all it needs before it picks pieces for the registry.
       peer.claim([...this.registryActive]);
-      this.schedule(peer);
+      this.schedule(); // the registry too: it may have waited for this peer
     });
     peer.on('unchoke', () => this.schedule(peer));
     peer.on('bitfield', () => {
@@ -259,8 +264,10 @@ export class BlobSwarm {
     opts.signal.addEventListener('abort', onAbort, { once: true });
     this.watchdog = setInterval(() => this.checkStall(), 1000);
     const unsubscribe = this.opts.registrySlots.onFree(() => this.schedule());
-    const waitLeft = this.createdAt + (this.opts.waitForPeersMs ?? 0) - Date.now();
-    if (waitLeft > 0) this.waitTimer = setTimeout(() => this.schedule(), waitLeft);
+    for (const until of [this.opts.waitForPeersMs ?? 0, MAX_WAIT_FOR_PEERS_MS]) {
+      const left = this.createdAt + until - Date.now();
+      if (left > 0) this.waitTimers.push(setTimeout(() => this.schedule(), left));
+    }
     this.schedule();
     try {
       return await result;
@@ -268,7 +275,7 @@ export class BlobSwarm {
       opts.signal.removeEventListener('abort', onAbort);
       clearInterval(this.watchdog);
       unsubscribe();
-      clearTimeout(this.waitTimer!);
+      for (const t of this.waitTimers) clearTimeout(t);
       this.downloading = null;
     }
   }
@@ -367,7 +374,9 @@ export class BlobSwarm {
     const d = this.downloading!;
     // An unreachable registry is left alone (but for a probe now and then): peers may have what it would hold up.
     if (!d.registry || d.registry.usable?.() === false) return;
-    if (Date.now() - this.createdAt < (this.opts.waitForPeersMs ?? 0)) return;
+    const waited = Date.now() - this.createdAt;
+    if (waited < (this.opts.waitForPeersMs ?? 0)) return;
+    if (waited < MAX_WAIT_FOR_PEERS_MS && (this.opts.peersConnecting?.() ?? 0) > 0) return;
     if (Date.now() < d.registryPausedUntil) return;
     const alone = this.synced.size === 0;
     // With peers, runs stay inside one unit, each unit with an owner among us and them.

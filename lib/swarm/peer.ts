@@ -335,7 +335,7 @@ export class Peer extends EventEmitter<PeerEvents> {
    * Ask for every block of a piece (`length` bytes); resolves with the blocks in order, or rejects at the first
    * that fails (timeout, reject, cancel, close). One promise per piece, not per 16 KiB block: a block request can
    * wait a second behind the pipeline on a busy link, and each object it held lived long enough to reach V8's old
-   * generation (measured: ~1 KB per block promoted, the main cause of full collections in a fan-out).
+   * generation (measured, 1 GiB from one peer on loopback: 62 -> 26 MB promoted).
    */
   requestPiece(piece: number, length: number): Promise<Buffer[]> {
     if (this.closed) return Promise.reject(new Error('peer closed'));

@@ -78,6 +78,8 @@ export class Swarm {
   private readonly penalized = new Map<string, number>();
   /** the address an outgoing peer was dialled at */
   private readonly dialedAt = new WeakMap<Peer, string>();
+  /** per blob (hex swarm id), our dials not ready yet */
+  private readonly connecting = new Map<string, number>();
   /** per topic, peers that became ready since its last peer exchange to every peer */
   private readonly pexNews = new Map<Topic, Set<Peer>>();
   private lastUpload = 0;
@@ -136,6 +138,7 @@ export class Swarm {
       usePeers: true,
       // Nobody to wait for without discovery (peers that know us may still connect).
       waitForPeersMs: this.opts.mdns || this.opts.staticPeers.length > 0 ? WAIT_FOR_PEERS_MS : 0,
+      peersConnecting: () => this.connecting.get(key) ?? 0,
       debug: this.opts.log,
       ...(this.opts.uploadLimit ? { uploadLimit: this.opts.uploadLimit } : {}),
       // Under a download limit, requests wait their turn behind every connection's: about a second's worth per peer
@@ -233,11 +236,22 @@ export class Swarm {
     // closed as a duplicate, and with it whatever the first one was fetching.
     for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
     dialed.add(addr);
+    this.connecting.set(key, (this.connecting.get(key) ?? 0) + 1);
+    let connecting = true;
+    const connected = () => {
+      if (!connecting) return;
+      connecting = false;
+      this.connecting.set(key, this.connecting.get(key)! - 1);
+    };
     const socket = connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
     this.track(socket);
     socket.once('timeout', () => socket.destroy());
-    socket.once('close', () => dialed.delete(addr));
+    socket.once('close', () => {
+      dialed.delete(addr);
+      connected();
+    });
     const peer = new Peer(socket, true, host, this.opts.downloadLimit);
+    peer.once('ready', connected);
     this.dialedAt.set(peer, addr);
     peer.on('close', () => this.penalizeIfFaulty(peer));
     socket.once('connect', () => {
@@ -284,10 +298,9 @@ export class Swarm {
   }
 
   /**
-   * A peer found later is told to those already connected (in batches): a host whose mDNS answers were lost on a
-   * busy link, or came before it listened, otherwise learnt of it only from its own next query, a second or more
-   * later, and meanwhile fetched from the registry what that peer had (measured: late joiners of (d) found the
-   * seeders after 1.3 s).
+   * A peer found later is told to those already connected (in batches), as BitTorrent's peer exchange sends what
+   * is new: otherwise they learn of it only through mDNS, which a lossy link delays by a query's back-off, and not
+   * at all with static peers that name only some hosts.
    */
   private tellOthers(topic: Topic, peer: Peer): void {
     const pending = this.pexNews.get(topic);
