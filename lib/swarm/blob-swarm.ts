@@ -275,7 +275,7 @@ export class BlobSwarm {
       opts.signal.removeEventListener('abort', onAbort);
       clearInterval(this.watchdog);
       unsubscribe();
-      for (const t of this.waitTimers) clearTimeout(t);
+      for (const t of this.waitTimers.splice(0)) clearTimeout(t);
       this.downloading = null;
     }
   }

@@ -238,7 +238,7 @@ export class Swarm {
     dialed.add(addr);
     this.connecting.set(key, (this.connecting.get(key) ?? 0) + 1);
     let connecting = true;
-    const connected = () => {
+    const doneConnecting = () => {
       if (!connecting) return;
       connecting = false;
       this.connecting.set(key, this.connecting.get(key)! - 1);
@@ -248,10 +248,10 @@ export class Swarm {
     socket.once('timeout', () => socket.destroy());
     socket.once('close', () => {
       dialed.delete(addr);
-      connected();
+      doneConnecting();
     });
     const peer = new Peer(socket, true, host, this.opts.downloadLimit);
-    peer.once('ready', connected);
+    peer.once('ready', doneConnecting);
     this.dialedAt.set(peer, addr);
     peer.on('close', () => this.penalizeIfFaulty(peer));
     socket.once('connect', () => {
