@@ -8,22 +8,18 @@ import { Bitfield } from '../store/bitfield.ts';
 import type { PartialBlob } from '../store/partial.ts';
 import { BLOCK_SIZE, pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
 import type { Peer, PeerContext } from './peer.ts';
+import { blobSalt, hostKey, unitOwner, unitPieces } from './owner.ts';
 import { PiecePicker } from './picker.ts';
 import type { Slots } from './semaphore.ts';
 
 /** blocks in flight per peer: enough to fill a LAN link (measured: 64+ in flight reach 320-390 MiB/s) */
 const PIPELINE = 96;
-/** a registry request covers at most this much while peers share the blob, so pieces spread among hosts early */
-const REGISTRY_RUN_BYTES = 1 << 20;
-/** ... and a blob is cut into at least this many such units (shorter ones for small blobs), each with its own owner:
- *  a 1 MiB layer in 1 MiB units had one owner, which then served it alone to every other host */
-const MIN_UNITS_PER_BLOB = 8;
-/** ... and with no peer to share with, the first run is this long and each next one twice as long, up to the
+/** With no peer to share with, a registry run is this long at first and each next one twice as long, up to the
  *  maximum: each request costs the registry and us (measured, 1 GiB alone on loopback: 4 MiB runs 7.0 s, 64 MiB runs
  *  5.6 s), while short first runs leave little fetched twice when peers show up late */
 const REGISTRY_RUN_ALONE_FIRST_BYTES = 4 << 20;
 const REGISTRY_RUN_ALONE_MAX_BYTES = 64 << 20;
-/** ... and while peers found are still connecting, the registry waits for them up to this long (a handshake between
+/** while peers found are still connecting, the registry waits for them up to this long (a handshake between
  *  CPU-starved hosts took up to 1.9 s, measured in fan-out (d): late joiners meanwhile fetched what seeders had) */
 const MAX_WAIT_FOR_PEERS_MS = 2_000;
 /** a peer that claimed nothing from the registry for this long leaves its pieces to others */
@@ -141,7 +137,7 @@ export class BlobSwarm {
     this.desc = opts.desc;
     this.infoHash = opts.infoHash;
     this.layout = pieceLayout(opts.desc.size);
-    this.unit = Math.max(1, Math.min(Math.floor(REGISTRY_RUN_BYTES / this.layout.pieceLength), Math.floor(this.layout.count / MIN_UNITS_PER_BLOB)));
+    this.unit = unitPieces(this.layout);
     this.have = new Bitfield(this.layout.count);
     this.picker = new PiecePicker(this.have);
   }
@@ -410,10 +406,7 @@ export class BlobSwarm {
    * owner, which is about to fetch it.
    */
   private ownerTest(): (i: number) => boolean {
-    const hash = (id: number, u: number) => mix32(id ^ u);
-    // the blob's own salt: unit k of every layer would otherwise have the same owner
-    const salt = Number.parseInt(this.desc.digest.slice(this.desc.digest.indexOf(':') + 1).slice(0, 8), 16);
-    const ours = this.opts.peerContext.ourId.readUInt32BE(0);
+    const salt = blobSalt(this.desc.digest);
     const now = Date.now();
     const idle = (p: Peer) => {
       const c = this.claimedBy.get(p);
@@ -421,19 +414,12 @@ export class BlobSwarm {
       // finished its registry fetches is likely starting the next ones.
       return !c || (c.pieces.size === 0 && now - c.at > OWNER_IDLE_MS);
     };
-    const theirs = [...this.synced].map((p) => ({ id: Number.parseInt(p.id.slice(0, 8), 16), idle: idle(p) }));
+    const synced = [...this.synced];
+    const hosts = [this.opts.peerContext.ourId.readUInt32BE(0), ...synced.map((p) => hostKey(p.id))];
+    const idleNow = synced.map(idle);
     return (i) => {
-      const u = mix32((Math.floor(i / this.unit) + 1) ^ salt);
-      let best = hash(ours, u);
-      let idle = true;
-      for (const t of theirs) {
-        const h = hash(t.id, u);
-        if (h > best) {
-          best = h;
-          idle = t.idle;
-        }
-      }
-      return idle;
+      const owner = unitOwner(Math.floor(i / this.unit), salt, hosts);
+      return owner === 0 || idleNow[owner - 1]!;
     };
   }
 
@@ -680,16 +666,6 @@ export class BlobSwarm {
     await this.reader?.close().catch(() => {});
     this.reader = null;
   }
-}
-
-/** murmur3's 32-bit finaliser: a cheap, well-mixed hash of an integer. */
-function mix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
 }
 
 /** [0, 1, 2, 5, 7, 8] → "0-2,5,7-8" */
