@@ -6,7 +6,7 @@ import type { Descriptor } from '../image/types.ts';
 import type { RateLimit } from '../rate-limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
 import type { PartialBlob } from '../store/partial.ts';
-import { BLOCK_SIZE, pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
+import { pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
 import type { Peer, PeerContext } from './peer.ts';
 import { blobSalt, hostKey, unitOwner, unitPieces } from './owner.ts';
 import { PiecePicker } from './picker.ts';
@@ -98,8 +98,8 @@ export class BlobSwarm {
   /** which peers are fetching each piece now */
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
-  /** Who wrote each block of each piece in this run, for the trust check: a peer id or REGISTRY. */
-  private readonly sources = new Map<number, Source[]>();
+  /** Who wrote each piece in this run, for the trust check: a peer id or REGISTRY (a piece comes whole from one). */
+  private readonly sources = new Map<number, Source>();
   /** pieces from peers on their way to the disk */
   private readonly writing = new Set<number>();
   private readonly uploadCache = new Map<number, Promise<Buffer>>();
@@ -316,8 +316,9 @@ export class BlobSwarm {
     if (!peer.ready || peer.choking || peer.isClosed) return;
     while (peer.inflight < (this.opts.pipeline ?? PIPELINE)) {
       // In the endgame a piece is asked of a second source only by a peer with nothing else to do.
-      if (peer.inflight > 0 && this.picker.inEndgame()) return;
-      const piece = this.picker.pickFromPeer(peer.bits, (i) => !!this.fetching.get(i)?.has(peer) || this.registryActive.has(i));
+      const endgame = this.picker.inEndgame();
+      if (peer.inflight > 0 && endgame) return;
+      const piece = this.picker.pickFromPeer(peer.bits, (i) => !!this.fetching.get(i)?.has(peer) || this.registryActive.has(i), endgame);
       if (piece === null) return;
       this.fetchFromPeer(peer, piece);
     }
@@ -339,7 +340,7 @@ export class BlobSwarm {
         // Another peer was faster (endgame): its copy is here or being written; one copy per piece reaches the disk.
         if (this.have.get(piece) || this.writing.has(piece)) return;
         this.writing.add(piece);
-        this.sources.set(piece, this.blockList(piece, peer.id));
+        this.sources.set(piece, peer.id);
         try {
           await this.save(d, blocks, start);
         } finally {
@@ -465,7 +466,7 @@ export class BlobSwarm {
       .finally(() => {
         this.opts.registrySlots.give();
         // No peer fetches a piece the registry is fetching: its bytes are the registry's.
-        for (const p of run) if (this.have.get(p)) this.sources.set(p, this.blockList(p, REGISTRY));
+        for (const p of run) if (this.have.get(p)) this.sources.set(p, REGISTRY);
         for (const p of run) {
           this.picker.finish(p);
           this.registryActive.delete(p);
@@ -508,13 +509,11 @@ export class BlobSwarm {
     if (this.opts.debug) {
       // Which pieces came from where.
       const bySource = new Map<string, number[]>();
-      for (const [piece, blocks] of [...this.sources].sort(([a], [b]) => a - b)) {
-        for (const src of new Set(blocks)) {
-          const name = src === REGISTRY ? src : `peer ${this.peers.get(src)?.host ?? src.slice(0, 8)}`;
-          let pieces = bySource.get(name);
-          if (!pieces) bySource.set(name, (pieces = []));
-          pieces.push(piece);
-        }
+      for (const [piece, src] of [...this.sources].sort(([a], [b]) => a - b)) {
+        const name = src === REGISTRY ? src : `peer ${this.peers.get(src)?.host ?? src.slice(0, 8)}`;
+        let pieces = bySource.get(name);
+        if (!pieces) bySource.set(name, (pieces = []));
+        pieces.push(piece);
       }
       const from = [...bySource].map(([k, v]) => `${k}: ${v.length} (${formatRanges(v)})`).join('; ');
       this.debug(`all ${this.layout.count} pieces here; from ${from || 'the store'}`);
@@ -543,7 +542,7 @@ export class BlobSwarm {
   private async repair(d: NonNullable<BlobSwarm['downloading']>): Promise<void> {
     const partial = this.partial!;
     const suspect: number[] = [];
-    for (let i = 0; i < this.layout.count; i++) if (!this.sources.get(i)?.every((s) => s === REGISTRY)) suspect.push(i);
+    for (let i = 0; i < this.layout.count; i++) if (this.sources.get(i) !== REGISTRY) suspect.push(i);
     if (suspect.length === 0 && !this.refetchedAll) {
       // Every piece came from the registry: a glitch there or on disk; fetch it all once more.
       this.refetchedAll = true;
@@ -569,20 +568,14 @@ export class BlobSwarm {
       d.progress.bytes(fromRegistry.length, 'registry');
       const onDisk = await partial.readPiece(i);
       if (!onDisk.equals(fromRegistry)) {
-        // Blame the peer whose block differs (a piece from peers is written whole, from one of them). A piece an
-        // earlier run wrote has nobody to blame for sure: it is only repaired.
-        const blocks = this.sources.get(i) ?? [];
-        for (let b = 0; b * BLOCK_SIZE < fromRegistry.length; b++) {
-          const at = b * BLOCK_SIZE;
-          const liar = blocks[b];
-          if (liar && liar !== REGISTRY && !onDisk.subarray(at, at + BLOCK_SIZE).equals(fromRegistry.subarray(at, at + BLOCK_SIZE))) {
-            this.ban(liar, `sent a corrupt piece ${i} of ${this.desc.digest.slice(7, 19)}`, d);
-          }
-        }
+        // Blame the peer that sent the piece (it comes whole from one). A piece an earlier run wrote has nobody to
+        // blame for sure: it is only repaired.
+        const liar = this.sources.get(i);
+        if (liar && liar !== REGISTRY) this.ban(liar, `sent a corrupt piece ${i} of ${this.desc.digest.slice(7, 19)}`, d);
         partial.resetPieces([i]);
         await partial.write(fromRegistry, start);
       }
-      this.sources.set(i, this.blockList(i, REGISTRY));
+      this.sources.set(i, REGISTRY);
     }
   }
 
@@ -596,22 +589,12 @@ export class BlobSwarm {
       throw integrityError(`blob ${this.desc.digest} failed verification ${MAX_UNVERIFIED_ROUNDS} times, and without the registry there is no telling which peer sent bad pieces`);
     }
     const senders = new Set<Source | undefined>();
-    for (const i of suspect) for (const src of this.sources.get(i) ?? [undefined]) senders.add(src);
+    for (const i of suspect) senders.add(this.sources.get(i));
     const [only] = senders;
     d.progress.log(`blob ${short} failed verification; fetching the ${suspect.length} pieces from peers again (no registry to compare with)`);
     if (senders.size === 1 && typeof only === 'string' && only !== REGISTRY) this.ban(only, `sent pieces of ${short} that fail its digest`, d);
     this.partial!.resetPieces(suspect);
     for (const i of suspect) this.sources.delete(i);
-  }
-
-  private blocksIn(i: number): number {
-    const { start, end } = pieceRange(this.layout, i);
-    return Math.ceil((end - start) / BLOCK_SIZE);
-  }
-
-  /** One entry per block of piece i, all `src`. */
-  private blockList(i: number, src: Source): Source[] {
-    return new Array<Source>(this.blocksIn(i)).fill(src);
   }
 
   private debug(msg: string): void {

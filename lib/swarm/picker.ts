@@ -78,13 +78,13 @@ export class PiecePicker {
 
   /**
    * The rarest missing piece this peer has and nobody is fetching, ties broken at random; in the endgame,
-   * a piece already being fetched elsewhere (but not from this peer: `skip`).
+   * a piece already being fetched elsewhere (but not from this peer: `skip`). `endgame`: inEndgame(), when the
+   * caller asked already (a byte scan of the bitfield).
    */
-  pickFromPeer(peer: Bitfield, skip?: (i: number) => boolean): number | null {
+  pickFromPeer(peer: Bitfield, skip?: (i: number) => boolean, endgame = this.inEndgame()): number | null {
     let best = -1;
     let bestAvail = Infinity;
     let ties = 0;
-    const endgame = this.inEndgame();
     this.eachMissing(peer, (i) => {
       if (skip?.(i) || (this.active.has(i) && !endgame)) return true;
       const a = this.availability[i]!;
