@@ -11,7 +11,8 @@ export interface Measured {
   stderr: string;
 }
 
-async function procStats(pid: number): Promise<{ hwm: number; cpu: number } | null> {
+/** Peak RSS (MiB) and CPU seconds so far of a running process, or null once it is gone. */
+export async function procStats(pid: number): Promise<{ hwm: number; cpu: number } | null> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');

@@ -1,7 +1,7 @@
 // One peer to one peer on loopback: what the wire costs per byte. A `swarmpull serve` seeds an image; pulls with
 // --no-registry take every blob from it. Baseline in the same run: the same pull from the loopback registry.
 // Usage: npm run bench:peer -- [--size-mib 1024] [--layers 4] [--runs 5]
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry } from '../support/registry.ts';
 import { buildImage, pushImage } from '../support/fixtures.ts';
 import { cliCommand, startCli } from '../support/cli.ts';
-import { measure, median, type Measured } from './measure.ts';
+import { measure, median, procStats, type Measured } from './measure.ts';
 
 const { values } = parseArgs({
   options: { 'size-mib': { type: 'string', default: '1024' }, layers: { type: 'string', default: '4' }, runs: { type: 'string', default: '5' } },
@@ -23,8 +23,9 @@ const runs = Number(values.runs);
 const PORT = 17_000 + Math.floor(Math.random() * 1000);
 
 async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(stat[11]) + Number(stat[12])) / 100;
+  const stats = await procStats(pid);
+  if (!stats) throw new Error('the seeder exited');
+  return stats.cpu;
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
