@@ -29,13 +29,13 @@ export function unitOwner(unit: number, salt: number, hosts: readonly number[]):
   const u = mix32((unit + 1) ^ salt);
   let best = -1;
   let owner = 0;
-  hosts.forEach((id, k) => {
-    const h = mix32(id ^ u);
+  for (let k = 0; k < hosts.length; k++) {
+    const h = mix32(hosts[k]! ^ u);
     if (h > best) {
       best = h;
       owner = k;
     }
-  });
+  }
   return owner;
 }
 

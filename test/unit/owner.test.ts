@@ -34,7 +34,10 @@ test('the first unit of different blobs falls to different hosts (each layer is 
 test('units of one blob spread over the hosts', () => {
   const salt = blobSalt(digest('big layer'));
   const count = new Map<number, number>();
-  for (let unit = 0; unit < 512; unit++) count.set(unitOwner(unit, salt, hosts), (count.get(unitOwner(unit, salt, hosts)) ?? 0) + 1);
+  for (let unit = 0; unit < 512; unit++) {
+    const owner = unitOwner(unit, salt, hosts);
+    count.set(owner, (count.get(owner) ?? 0) + 1);
+  }
   assert.equal(count.size, hosts.length);
   for (const [host, n] of count) assert.ok(n > 32 && n < 100, `host ${host} owns ${n} of 512 units`);
 });
