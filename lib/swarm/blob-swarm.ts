@@ -1,5 +1,6 @@
 // One blob's swarm: the peers that share it, the pieces we have and want, and the loop that draws pieces from
 // peers (rarest first) and from the registry (pieces no peer has, at random), then verifies the whole blob.
+import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { integrityError, unreachableError } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
@@ -30,6 +31,10 @@ const CLAIM_MS = 15_000;
 const STALL_MS = 60_000;
 /** ... and sooner while the registry is unreachable: then only peers can help, and they answer within a second */
 const STALL_REGISTRY_DOWN_MS = 30_000;
+/** how long a repair waits for peers' piece hashes (a peer hashes what it vouches for from disk: ~1 s a GiB) */
+const HASHES_WAIT_MS = 3_000;
+/** pieces compared with the registry in one request during a repair (memory: a run is held whole) */
+const REPAIR_RUN_PIECES = 8;
 /** verifications that fail without a registry to tell which peer lied, before the blob fails (exit 5) */
 const MAX_UNVERIFIED_ROUNDS = 5;
 /** after the registry's final word on a blob (the client's own retries are spent), leave it alone this long while
@@ -68,7 +73,8 @@ export interface BlobSwarmOptions {
   waitForPeersMs?: number;
   /** peers of this blob we dial that are not ready yet (connecting, handshaking) */
   peersConnecting?: () => number;
-  onPeerBanned?: (peer: Peer, why: string) => void;
+  /** a peer (by address) shown to have lied about what it vouched for: every blob of the process leaves it alone */
+  onPeerBanned?: (host: string, why: string) => void;
   /** peer and scheduling decisions, for --debug */
   debug?: (msg: string) => void;
   /** bytes sent to peers, every blob of the process together (--max-upload-rate) */
@@ -77,34 +83,61 @@ export interface BlobSwarmOptions {
   pipeline?: number;
 }
 
-type Source = string; // a peer id, or 'registry'
-const REGISTRY: Source = 'registry';
+/**
+ * Who wrote a piece in this run: the registry, or a peer by address. `vouched`: the peer vouched for the piece first
+ * hand (it claimed it from the registry before announcing it, or holds the verified blob); a peer that merely
+ * forwards what another peer sent it does not (pieces go on to peers before their blob is verified).
+ */
+type Source = 'registry' | { host: string; vouched: boolean };
+const REGISTRY = 'registry';
+
+/** What we know of one peer of this blob. */
+interface PeerState {
+  /** its pieces we have counted in the picker */
+  counted: Bitfield;
+  /** pieces it said it fetches from the registry and has not announced yet → when that claim lapses */
+  claims: Map<number, number>;
+  /** when its last claim message came */
+  claimedAt: number;
+  /** one of its claims lapsed without the piece: its claims count no more */
+  claimsIgnored: boolean;
+  /** pieces it announced while its claim on them held: it vouches for them first hand */
+  firstHand: Set<number>;
+  /** it holds the verified blob: it vouches for every piece */
+  verifiedHolder: boolean;
+}
+
+type Blame = { host: string; why: string; scope: 'blob' | 'process' };
 
 export class BlobSwarm {
   readonly desc: Pick<Descriptor, 'digest' | 'size'>;
   readonly infoHash: Buffer;
   readonly layout: PieceLayout;
   readonly peers = new Map<string, Peer>();
-  /** peer ids that delivered at least one block */
+  /** peers (Peer.key) that delivered at least one block */
   readonly usedPeers = new Set<string>();
+  /** addresses left alone for this blob (see ban) */
   readonly bannedPeers = new Set<string>();
   private readonly opts: BlobSwarmOptions;
   private have: Bitfield;
   private partial: PartialBlob | null = null;
   private reader: FileHandle | null = null;
   private picker: PiecePicker;
-  /** pieces each peer has that we have counted in the picker */
-  private readonly counted = new Map<Peer, Bitfield>();
+  private readonly state = new Map<Peer, PeerState>();
   /** which peers are fetching each piece now */
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
-  /** Who wrote each piece in this run, for the trust check: a peer id or REGISTRY (a piece comes whole from one). */
+  /** Who wrote each piece in this run, for the trust check (a piece comes whole from one source). */
   private readonly sources = new Map<number, Source>();
+  /** we hold the blob, verified: we vouch for every piece */
+  private verified = false;
+  /** sha256 of pieces we vouch for, computed when a peer first asks (see vouchedHashes) */
+  private readonly pieceHashes: Buffer;
+  private readonly hashed: Bitfield;
+  private hashing: Promise<Buffer> | null = null;
   /** pieces from peers on their way to the disk */
   private readonly writing = new Set<number>();
   private readonly uploadCache = new Map<number, Promise<Buffer>>();
-  /** pieces each peer said it fetches from the registry and has not announced yet, and when it last said so */
-  private readonly claimedBy = new Map<Peer, { pieces: Set<number>; at: number }>();
   /** peers whose bitfield and registry claims we know (their first claim message came, even an empty one) */
   private readonly synced = new Set<Peer>();
   private scheduled = false;
@@ -131,6 +164,8 @@ export class BlobSwarm {
   /** pieces per unit of registry ownership (see ownerTest) */
   private readonly unit: number;
   private unverifiedRounds = 0;
+  /** repairs of this run: the first trusts pieces every voucher agrees with, later ones check every suspect */
+  private repairs = 0;
 
   constructor(opts: BlobSwarmOptions) {
     this.opts = opts;
@@ -140,12 +175,15 @@ export class BlobSwarm {
     this.unit = unitPieces(this.layout);
     this.have = new Bitfield(this.layout.count);
     this.picker = new PiecePicker(this.have);
+    this.pieceHashes = Buffer.alloc(this.layout.count * 32);
+    this.hashed = new Bitfield(this.layout.count);
   }
 
   /** Serve a complete, verified blob. */
   async seedFrom(path: string): Promise<void> {
     this.reader = await open(path, 'r');
     for (let i = 0; i < this.layout.count; i++) this.have.set(i);
+    this.verified = true;
   }
 
   get complete(): boolean {
@@ -168,15 +206,13 @@ export class BlobSwarm {
 
   /** A peer whose handshake named this blob. Returns false if it is a duplicate or banned. */
   addPeer(peer: Peer): boolean {
-    if (this.bannedPeers.has(peer.id) || this.bannedPeers.has(peer.host)) return false;
-    const existing = this.peers.get(peer.id);
+    if (this.bannedPeers.has(peer.host)) return false;
+    const existing = this.peers.get(peer.key);
     if (existing && !existing.isClosed) return false;
-    this.peers.set(peer.id, peer);
-    const counted = new Bitfield(this.layout.count);
-    this.counted.set(peer, counted);
-    const claims = { pieces: new Set<number>(), at: 0 };
-    const claimed = claims.pieces;
-    this.claimedBy.set(peer, claims);
+    this.peers.set(peer.key, peer);
+    const st: PeerState = { counted: new Bitfield(this.layout.count), claims: new Map(), claimedAt: 0, claimsIgnored: false, firstHand: new Set(), verifiedHolder: false };
+    this.state.set(peer, st);
+    const { counted, claims } = st;
     const count = () => {
       for (let i = 0; i < this.layout.count; i++) {
         if (peer.bits.get(i) && !counted.get(i)) {
@@ -190,47 +226,87 @@ export class BlobSwarm {
       this.debug(`peer ${peer.host}:${peer.listenPort} ready`);
       // Right after our bitfield: the pieces we are fetching from the registry, even none, so that the peer knows
       // all it needs before it picks pieces for the registry.
-      peer.claim([...this.registryActive]);
+      peer.claim([...this.registryActive], this.verified);
       this.schedule(); // the registry too: it may have waited for this peer
     });
-    peer.on('unchoke', () => this.schedule(peer));
+    // A choking peer serves nothing: its pieces count again when it unchokes.
+    peer.on('choke', () => {
+      this.picker.removePeer(counted);
+      counted.clear();
+      this.schedule();
+    });
+    peer.on('unchoke', count);
     peer.on('bitfield', () => {
       this.debug(`peer ${peer.host}:${peer.listenPort} has ${peer.bits.count()} of ${this.layout.count} pieces`);
-      count();
+      if (!peer.choking) count();
     });
     peer.on('have', (i) => {
       // A claim ends when its piece arrives: should the peer leave before we have the piece, nobody fetches it.
-      if (claimed.delete(i)) this.picker.dropClaim(i);
-      if (!counted.get(i)) {
+      const until = claims.get(i);
+      if (until !== undefined) {
+        claims.delete(i);
+        this.picker.dropClaim(i);
+        if (until >= Date.now()) st.firstHand.add(i);
+      }
+      if (!counted.get(i) && !peer.choking) {
         counted.set(i);
         this.picker.peerHas(i);
       }
       this.schedule(peer);
     });
-    peer.on('claim', (pieces) => {
-      const until = Date.now() + CLAIM_MS;
-      for (const p of pieces) {
-        this.picker.claimedByPeer(p, until);
-        claimed.add(p);
+    peer.on('claim', (pieces, verified) => {
+      if (verified) st.verifiedHolder = true;
+      if (!st.claimsIgnored) {
+        const until = Date.now() + CLAIM_MS;
+        for (const p of pieces) {
+          this.picker.claimedByPeer(p, until);
+          claims.set(p, until);
+        }
       }
-      claims.at = Date.now();
+      st.claimedAt = Date.now();
       this.synced.add(peer);
       this.schedule();
     });
+    peer.on('hashRequest', () => void this.answerHashes(peer));
     let uploaded = 0;
     peer.on('upload', (n) => (uploaded += n));
     peer.on('close', (why) => {
       this.debug(`peer ${peer.host} closed: ${why} (it sent us ${peer.delivered} blocks, we sent it ${uploaded} bytes)`);
       // Its registry fetches died with it: do not wait for their claims to lapse.
-      for (const p of claimed) this.picker.dropClaim(p);
+      for (const p of claims.keys()) this.picker.dropClaim(p);
       this.synced.delete(peer);
-      this.claimedBy.delete(peer);
       this.picker.removePeer(counted);
-      this.counted.delete(peer);
-      if (this.peers.get(peer.id) === peer) this.peers.delete(peer.id);
+      this.state.delete(peer);
+      if (this.peers.get(peer.key) === peer) this.peers.delete(peer.key);
       this.schedule();
     });
     return true;
+  }
+
+  /** The peer advertised the piece and would not give it: it goes to other peers or the registry. */
+  private refusedBy(peer: Peer, piece: number): void {
+    peer.distrust(piece);
+    const counted = this.state.get(peer)?.counted;
+    if (!counted?.get(piece)) return;
+    counted.set(piece, false);
+    this.picker.peerLost(piece);
+  }
+
+  /**
+   * A claim that lapsed without its piece: the peer's claims count no more for this blob, so that a peer claiming
+   * pieces it never fetches holds them back from the registry once, for CLAIM_MS, and not again.
+   */
+  private dropLapsedClaims(): void {
+    const now = Date.now();
+    for (const [peer, st] of this.state) {
+      let lapsed = false;
+      for (const until of st.claims.values()) if (until < now) lapsed = true;
+      if (!lapsed) continue;
+      this.debug(`peer ${peer.host}: a registry claim lapsed without its piece; its claims count no more`);
+      st.claimsIgnored = true;
+      for (const p of st.claims.keys()) this.picker.dropClaim(p);
+      st.claims.clear();
+    }
   }
 
   /**
@@ -241,9 +317,9 @@ export class BlobSwarm {
     this.partial = partial;
     this.have = partial.bitfield;
     this.picker = new PiecePicker(this.have);
-    for (const [peer, counted] of this.counted) {
-      counted.buffer.fill(0);
-      for (let i = 0; i < this.layout.count; i++) if (peer.bits.get(i)) counted.set(i);
+    for (const [peer, { counted }] of this.state) {
+      counted.clear();
+      if (!peer.choking) for (let i = 0; i < this.layout.count; i++) if (peer.bits.get(i)) counted.set(i);
       this.picker.addPeer(counted);
     }
     this.reader = await open(partial.path, 'r');
@@ -340,13 +416,14 @@ export class BlobSwarm {
         // Another peer was faster (endgame): its copy is here or being written; one copy per piece reaches the disk.
         if (this.have.get(piece) || this.writing.has(piece)) return;
         this.writing.add(piece);
-        this.sources.set(piece, peer.id);
+        const st = this.state.get(peer);
+        this.sources.set(piece, { host: peer.host, vouched: !!st && (st.verifiedHolder || st.firstHand.has(piece)) });
         try {
           await this.save(d, blocks, start);
         } finally {
           this.writing.delete(piece);
         }
-        this.usedPeers.add(peer.id);
+        this.usedPeers.add(peer.key);
         d.progress.bytes(end - start, 'peer');
       },
     ).catch(
@@ -355,6 +432,8 @@ export class BlobSwarm {
           partial.abandon(piece);
           this.sources.delete(piece);
         }
+        // Rejected, timed out, a bad block: not our own cancel of an endgame duplicate, nor the peer leaving.
+        if (!peer.isClosed && err.message !== 'request was cancelled') this.refusedBy(peer, piece);
         // (a piece that is here had its duplicate requests cancelled)
         if (!peer.isClosed && !this.have.get(piece)) d.progress.log(`peer ${peer.host}: piece ${piece} of ${this.desc.digest.slice(7, 19)} failed (${err.message})`);
       },
@@ -410,10 +489,10 @@ export class BlobSwarm {
     const salt = blobSalt(this.desc.digest);
     const now = Date.now();
     const idle = (p: Peer) => {
-      const c = this.claimedBy.get(p);
+      const st = this.state.get(p);
       // Its claims may lag behind its piece announcements (they queue behind piece data): a peer that just
       // finished its registry fetches is likely starting the next ones.
-      return !c || (c.pieces.size === 0 && now - c.at > OWNER_IDLE_MS);
+      return !st || st.claimsIgnored || (st.claims.size === 0 && now - st.claimedAt > OWNER_IDLE_MS);
     };
     const synced = [...this.synced];
     const hosts = [this.opts.peerContext.ourId.readUInt32BE(0), ...synced.map((p) => hostKey(p.id))];
@@ -488,6 +567,7 @@ export class BlobSwarm {
   private checkStall(): void {
     const d = this.downloading;
     if (!d || d.finishing) return;
+    this.dropLapsedClaims();
     this.schedule();
     const registryDown = d.registry?.isDown?.() === true;
     const stallMs = registryDown ? STALL_REGISTRY_DOWN_MS : STALL_MS;
@@ -510,7 +590,7 @@ export class BlobSwarm {
       // Which pieces came from where.
       const bySource = new Map<string, number[]>();
       for (const [piece, src] of [...this.sources].sort(([a], [b]) => a - b)) {
-        const name = src === REGISTRY ? src : `peer ${this.peers.get(src)?.host ?? src.slice(0, 8)}`;
+        const name = src === REGISTRY ? src : `peer ${src.host}`;
         let pieces = bySource.get(name);
         if (!pieces) bySource.set(name, (pieces = []));
         pieces.push(piece);
@@ -528,16 +608,24 @@ export class BlobSwarm {
         }
         if (!(await partial.verify())) throw integrityError(`blob ${this.desc.digest} failed verification from every source`);
       }
-      d.resolve(await partial.commit());
+      const path = await partial.commit();
+      this.verified = true;
+      // From now on we vouch for every piece (see Source): peers that fail their digest may check with us.
+      for (const peer of this.peers.values()) peer.claim([], true);
+      d.resolve(path);
     } catch (err) {
       d.reject(err);
     }
   }
 
   /**
-   * The blob failed its digest. Pieces from the registry are trusted (the registry vouched for the digest);
-   * every other piece is compared with the registry's bytes, and a peer whose piece differs is banned.
-   * Without a registry (or with one out of reach), see repairWithoutRegistry.
+   * The blob failed its digest. Pieces from the registry are trusted (the registry vouched for the digest); the
+   * others are suspects. Peers that vouch for pieces first hand (see Source) tell their hashes: a suspect that every
+   * voucher agrees with is taken as good on the first repair, the rest are compared with the registry's bytes, so
+   * that a repair costs the registry about the bad pieces rather than the blob. Whoever sent a bad piece is banned:
+   * for every blob if it vouched for that piece, for this blob if it may only have forwarded it; a voucher whose
+   * hash the registry's bytes do not have lied first hand and is banned for every blob. Without a registry (or with
+   * one out of reach), see repairWithoutRegistry.
    */
   private async repair(d: NonNullable<BlobSwarm['downloading']>): Promise<void> {
     const partial = this.partial!;
@@ -551,10 +639,23 @@ export class BlobSwarm {
       this.sources.clear();
       return;
     }
-    if (!d.registry || d.registry.usable?.() === false) return this.repairWithoutRegistry(d, suspect);
-    d.progress.log(`blob ${this.desc.digest.slice(7, 19)} failed verification; checking ${suspect.length} pieces from peers against the registry`);
-    for (const [k, i] of suspect.entries()) {
-      const { start, end } = pieceRange(this.layout, i);
+    const vouches = await this.collectVouches();
+    const ours = new Map<number, Buffer>();
+    for (const i of suspect) ours.set(i, sha256(await partial.readPiece(i)));
+    const disputed = (i: number) => vouches.some(({ hashes }) => isVouched(hashes, i) && !pieceHash(hashes, i).equals(ours.get(i)!));
+    const agreed = (i: number) => vouches.some(({ hashes }) => isVouched(hashes, i)) && !disputed(i);
+    const firstRepair = this.repairs++ === 0;
+    if (!d.registry || d.registry.usable?.() === false) return this.repairWithoutRegistry(d, suspect, disputed);
+    const check = firstRepair ? suspect.filter((i) => !agreed(i)) : suspect;
+    d.progress.log(
+      `blob ${this.desc.digest.slice(7, 19)} failed verification; checking ${check.length} of ${suspect.length} pieces from peers against the registry` +
+        (vouches.length ? ` (${suspect.length - check.length} agree with what ${vouches.length} peers vouch for)` : ''),
+    );
+    for (let k = 0; k < check.length; ) {
+      const run = [check[k]!];
+      while (run.length < REPAIR_RUN_PIECES && check[k + run.length] === run.at(-1)! + 1) run.push(check[k + run.length]!);
+      const start = pieceRange(this.layout, run[0]!).start;
+      const end = pieceRange(this.layout, run.at(-1)!).end;
       const fromRegistry = Buffer.alloc(end - start);
       try {
         await d.registry.readRange(start, end, async (chunk, offset) => {
@@ -563,55 +664,129 @@ export class BlobSwarm {
       } catch (err) {
         if (d.signal.aborted) throw err;
         d.progress.log(`registry: ${(err as Error).message}`);
-        return this.repairWithoutRegistry(d, suspect.slice(k));
+        return this.repairWithoutRegistry(d, check.slice(k), disputed);
       }
       d.progress.bytes(fromRegistry.length, 'registry');
-      const onDisk = await partial.readPiece(i);
-      if (!onDisk.equals(fromRegistry)) {
-        // Blame the peer that sent the piece (it comes whole from one). A piece an earlier run wrote has nobody to
-        // blame for sure: it is only repaired.
-        const liar = this.sources.get(i);
-        if (liar && liar !== REGISTRY) this.ban(liar, `sent a corrupt piece ${i} of ${this.desc.digest.slice(7, 19)}`, d);
-        partial.resetPieces([i]);
-        await partial.write(fromRegistry, start);
+      for (const i of run) {
+        const { start: s, end: e } = pieceRange(this.layout, i);
+        const good = fromRegistry.subarray(s - start, e - start);
+        const goodHash = sha256(good);
+        for (const { host, hashes } of vouches) {
+          if (isVouched(hashes, i) && !pieceHash(hashes, i).equals(goodHash)) {
+            this.ban({ host, why: `vouched for piece ${i} of ${this.short} with a hash the registry's bytes do not have`, scope: 'process' }, d);
+          }
+        }
+        if (!ours.get(i)!.equals(goodHash)) {
+          const src = this.sources.get(i);
+          if (src && src !== REGISTRY) this.ban(blameFor(src, `sent a corrupt piece ${i} of ${this.short}`), d);
+          partial.resetPieces([i]);
+          await partial.write(good, s);
+        }
+        this.sources.set(i, REGISTRY);
       }
-      this.sources.set(i, REGISTRY);
+      k += run.length;
     }
   }
 
   /**
-   * Nothing to compare the suspect pieces with: a peer that sent every one of their blocks is the liar and is
-   * banned; either way they are dropped and fetched again (from the other peers), a bounded number of times.
+   * Nothing to compare the suspect pieces with. Pieces a voucher disputes are dropped, and their senders left out for
+   * this blob (there is no telling for sure who lied, and a banned address cannot come back under a fresh id); with
+   * no dispute, a peer that sent every suspect piece is the liar. The dropped pieces are fetched again from the other
+   * peers, a bounded number of times.
    */
-  private repairWithoutRegistry(d: NonNullable<BlobSwarm['downloading']>, suspect: number[]): void {
-    const short = this.desc.digest.slice(7, 19);
+  private repairWithoutRegistry(d: NonNullable<BlobSwarm['downloading']>, suspect: number[], disputed: (i: number) => boolean): void {
     if (++this.unverifiedRounds > MAX_UNVERIFIED_ROUNDS) {
       throw integrityError(`blob ${this.desc.digest} failed verification ${MAX_UNVERIFIED_ROUNDS} times, and without the registry there is no telling which peer sent bad pieces`);
     }
-    const senders = new Set<Source | undefined>();
-    for (const i of suspect) senders.add(this.sources.get(i));
-    const [only] = senders;
-    d.progress.log(`blob ${short} failed verification; fetching the ${suspect.length} pieces from peers again (no registry to compare with)`);
-    if (senders.size === 1 && typeof only === 'string' && only !== REGISTRY) this.ban(only, `sent pieces of ${short} that fail its digest`, d);
-    this.partial!.resetPieces(suspect);
-    for (const i of suspect) this.sources.delete(i);
+    const inDispute = suspect.filter(disputed);
+    const drop = inDispute.length > 0 ? inDispute : suspect;
+    const senders = new Set(drop.map((i) => this.sources.get(i)).map((src) => (src && src !== REGISTRY ? src.host : undefined)));
+    d.progress.log(`blob ${this.short} failed verification; fetching ${drop.length} pieces from peers again (no registry to compare with)`);
+    if (inDispute.length > 0 || senders.size === 1) {
+      for (const host of senders) if (host) this.ban({ host, why: `sent pieces of ${this.short} that fail its digest`, scope: 'blob' }, d);
+    }
+    this.partial!.resetPieces(drop);
+    for (const i of drop) this.sources.delete(i);
+  }
+
+  /** Ask every ready peer for the hashes of the pieces it vouches for; wait for them a bounded time. */
+  private collectVouches(): Promise<{ host: string; hashes: Buffer }[]> {
+    const asked = [...this.peers.values()].filter((p) => p.ready);
+    if (asked.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const got = new Map<Peer, Buffer>();
+      const listeners = asked.map((peer) => {
+        const onHashes = (hashes: Buffer) => {
+          got.set(peer, hashes);
+          if (got.size === asked.length) done();
+        };
+        peer.on('hashes', onHashes);
+        return () => peer.off('hashes', onHashes);
+      });
+      const done = () => {
+        clearTimeout(timer);
+        for (const off of listeners) off();
+        // one answer per address: a host's processes vouch alike
+        const byHost = new Map<string, Buffer>();
+        for (const [peer, hashes] of got) byHost.set(peer.host, hashes);
+        resolve([...byHost].map(([host, hashes]) => ({ host, hashes })));
+      };
+      const timer = setTimeout(done, HASHES_WAIT_MS);
+      for (const peer of asked) peer.requestHashes();
+    });
+  }
+
+  /** A peer asks what we vouch for: the hashes of every piece once verified, else of the pieces the registry sent us. */
+  private async answerHashes(peer: Peer): Promise<void> {
+    try {
+      peer.sendHashes(await this.vouchedHashes());
+    } catch (err) {
+      this.debug(`cannot hash pieces for peer ${peer.host}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Pieces are read and hashed once, one at a time, when a peer first asks; zeros for pieces we do not vouch for. */
+  private vouchedHashes(): Promise<Buffer> {
+    const run = async (): Promise<Buffer> => {
+      const out = Buffer.alloc(this.pieceHashes.length);
+      for (let i = 0; i < this.layout.count; i++) {
+        if (!this.have.get(i) || !(this.verified || this.sources.get(i) === REGISTRY)) continue;
+        if (!this.hashed.get(i)) {
+          const reader = this.reader;
+          if (!reader) break;
+          const { start, end } = pieceRange(this.layout, i);
+          const buf = Buffer.allocUnsafe(end - start);
+          const { bytesRead } = await reader.read(buf, 0, buf.length, start);
+          if (bytesRead !== buf.length) throw new Error('short read');
+          sha256(buf).copy(this.pieceHashes, i * 32);
+          this.hashed.set(i);
+        }
+        this.pieceHashes.copy(out, i * 32, i * 32, i * 32 + 32);
+      }
+      return out;
+    };
+    // One hashing at a time: requests from many peers share it (and the disk reads stay bounded).
+    const next = (this.hashing ?? Promise.resolve(Buffer.alloc(0))).catch(() => Buffer.alloc(0)).then(run);
+    this.hashing = next;
+    return next;
   }
 
   private debug(msg: string): void {
     this.opts.debug?.(`+${Date.now() - this.createdAt}ms ${this.desc.digest.slice(7, 19)}: ${msg}`);
   }
 
-  private ban(peerId: string, why: string, d: { progress: SwarmProgress }): void {
-    if (this.bannedPeers.has(peerId)) return; // once, however many of its pieces were bad
-    this.bannedPeers.add(peerId);
-    const peer = this.peers.get(peerId);
-    d.progress.log(`banning peer ${peer?.host ?? peerId.slice(0, 8)}: ${why}`);
-    this.debug(`banned peer ${peer?.host ?? peerId.slice(0, 8)}: ${why}`);
-    if (peer) {
-      this.bannedPeers.add(peer.host);
-      this.opts.onPeerBanned?.(peer, why);
-      peer.close(`banned: ${why}`);
-    }
+  private get short(): string {
+    return this.desc.digest.slice(7, 19);
+  }
+
+  /** Leave a peer's address alone for this blob (and for every blob, when it lied first hand). Once per address. */
+  private ban(blame: Blame, d: { progress: SwarmProgress }): void {
+    if (this.bannedPeers.has(blame.host)) return;
+    this.bannedPeers.add(blame.host);
+    const scope = blame.scope === 'process' ? 'every blob' : 'this blob';
+    d.progress.log(`banning peer ${blame.host}: ${blame.why} (${scope})`);
+    for (const peer of this.peers.values()) if (peer.host === blame.host) peer.close(`banned: ${blame.why}`);
+    if (blame.scope === 'process') this.opts.onPeerBanned?.(blame.host, blame.why);
   }
 
   /** Read a block for an upload; a whole piece is read once and its blocks answered from memory. */
@@ -650,6 +825,16 @@ export class BlobSwarm {
     this.reader = null;
   }
 }
+
+/** The blame for a bad piece: every blob's ban if its sender vouched for it first hand, else this blob's. */
+function blameFor(src: Exclude<Source, 'registry'>, why: string): Blame {
+  return { host: src.host, why, scope: src.vouched ? 'process' : 'blob' };
+}
+
+const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+const pieceHash = (hashes: Buffer, i: number): Buffer => hashes.subarray(i * 32, i * 32 + 32);
+/** zeros: the peer does not vouch for piece i */
+const isVouched = (hashes: Buffer, i: number): boolean => pieceHash(hashes, i).some((b) => b !== 0);
 
 /** [0, 1, 2, 5, 7, 8] → "0-2,5,7-8" */
 export function formatRanges(pieces: readonly number[]): string {

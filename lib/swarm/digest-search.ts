@@ -70,10 +70,10 @@ export class DigestSearch {
 
   /** A peer whose handshake named this digest. */
   addPeer(peer: Peer): boolean {
-    if (this.done || this.bannedPeers.has(peer.id) || this.bannedPeers.has(peer.host)) return false;
-    const existing = this.peers.get(peer.id);
+    if (this.done || this.bannedPeers.has(peer.host)) return false;
+    const existing = this.peers.get(peer.key);
     if (existing && !existing.isClosed) return false;
-    this.peers.set(peer.id, peer);
+    this.peers.set(peer.key, peer);
     // A holder is a peer with every piece that lets us ask (its unchoke follows its bitfield).
     const consider = () => {
       if (this.done || this.tried.has(peer) || !peer.ready || peer.choking || !peer.bits.isComplete()) return;
@@ -85,7 +85,7 @@ export class DigestSearch {
     for (const ev of ['ready', 'bitfield', 'have', 'unchoke'] as const) peer.on(ev, consider);
     peer.on('close', (why) => {
       this.opts.debug(`${this.short}: peer ${peer.host} closed: ${why}`);
-      if (this.peers.get(peer.id) === peer) this.peers.delete(peer.id);
+      if (this.peers.get(peer.key) === peer) this.peers.delete(peer.key);
     });
     return true;
   }
@@ -127,7 +127,6 @@ export class DigestSearch {
   }
 
   private ban(peer: Peer, why: string): void {
-    this.bannedPeers.add(peer.id);
     this.bannedPeers.add(peer.host);
     this.opts.warn(`banning peer ${peer.host}: ${why}`);
     peer.close(`banned: ${why}`);

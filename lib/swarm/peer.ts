@@ -3,7 +3,6 @@
 // message size and well-formed bencode, requests outstanding and answers unread, time to get ready, time to answer
 // each request, silence.
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import bencode from 'bencode';
 import Wire from 'bittorrent-protocol';
@@ -11,7 +10,7 @@ import { throttle, type RateLimit } from '../rate-limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
 import { BLOCK_SIZE } from '../store/pieces.ts';
 import { bencodeProblem, decodeBencode } from './safe-bencode.ts';
-import { checkProof, proof } from './swarm-key.ts';
+import { checkProof, isOurNonce, issueNonce, NONCE_BYTES, proof, type Role, type Transcript } from './swarm-key.ts';
 
 const EXT = 'swarmpull';
 /** the largest message we accept: a block plus headers, or an extension message (bitfields are smaller) */
@@ -140,10 +139,16 @@ export interface PeerContext {
 
 export interface PeerEvents {
   ready: [];
+  choke: [];
   unchoke: [];
   have: [piece: number];
   bitfield: [];
-  claim: [pieces: number[]];
+  /** pieces it fetches from the registry; `verified`: it holds the whole blob, verified (it vouches for every piece) */
+  claim: [pieces: number[], verified: boolean];
+  /** hashes of the pieces it vouches for (see requestHashes) */
+  hashes: [hashes: Buffer];
+  /** it asks for the hashes of the pieces we vouch for */
+  hashRequest: [];
   pex: [peers: { host: string; port: number }[]];
   upload: [bytes: number];
   close: [reason: string];
@@ -168,11 +173,16 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** closed for breaking a bound or the protocol (stalled, flooded, spoke garbage), not for leaving */
   faulty = false;
   private readonly wire: BoundedWire;
-  private readonly nonce = randomBytes(16);
+  private readonly nonce = issueNonce();
   private ctx: PeerContext | null = null;
   private peerNonce: Buffer | null = null;
+  /** with a swarm key: the peer's proof checked out, and (after ours) it told what it says of the blob */
   private authed = false;
+  private gotInfo = false;
   private gotExtHandshake = false;
+  private gotBitfield = false;
+  /** pieces the peer advertised and then would not give us: never counted from it again */
+  private readonly refused = new Set<number>();
   private closed = false;
   private readonly readyTimer: NodeJS.Timeout;
   private readonly watchdog: NodeJS.Timeout;
@@ -212,9 +222,15 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.wire.on('bitfield', (bits) => this.onBitfield(bits));
     this.wire.on('have-all', () => this.onHaveAll());
     this.wire.on('have', (i) => this.onHave(i));
-    this.wire.on('unchoke', () => this.emit('unchoke'));
+    this.wire.on('choke', () => this.ready && this.emit('choke'));
+    this.wire.on('unchoke', () => this.ready && this.emit('unchoke'));
     this.wire.on('request', (i, offset, length, respond) => this.onRequest(i, offset, length, respond));
     this.wire.on('timeout', () => this.fault('a request timed out'));
+  }
+
+  /** Who the peer is for bans and duplicates: its address and the id it chose (an id alone is the peer's to forge). */
+  get key(): string {
+    return `${this.host}/${this.id}`;
   }
 
   /** The handshake's info hash, for an incoming connection to pick its blob. */
@@ -229,7 +245,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   attach(ctx: PeerContext): void {
     this.ctx = ctx;
     this.bits = new Bitfield(ctx.pieceCount);
-    this.wire.extendedHandshake = { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0, ...(ctx.size === undefined ? {} : { s: ctx.size }) };
+    // With a key, nothing about the blob (its size) goes out before the peer's proof checks out: see 'info'.
+    const size = ctx.size === undefined || ctx.swarmKey ? {} : { s: ctx.size };
+    this.wire.extendedHandshake = { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0, ...size };
     this.wire.handshake(ctx.infoHash, ctx.ourId, { fast: true });
   }
 
@@ -247,15 +265,28 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || msg instanceof Uint8Array) return this.fault('bad extension message');
     const type = asString(msg.t);
     if (type === 'auth') {
-      if (!ctx.swarmKey || !this.peerNonce || !checkProof(ctx.swarmKey, ctx.infoHash, this.peerNonce, this.nonce, msg.mac)) {
+      const peerRole: Role = this.outgoing ? 'responder' : 'initiator';
+      if (this.authed || !ctx.swarmKey || !this.peerNonce || !checkProof(ctx.swarmKey, peerRole, this.transcript(ctx), msg.mac)) {
         return this.fault('swarm key proof failed');
       }
       this.authed = true;
+      this.send({ t: 'info', ...(ctx.size === undefined ? {} : { s: ctx.size }) });
+      return;
+    }
+    if (type === 'info') {
+      if (!this.authed || this.gotInfo) return this.fault('info before the swarm key proof');
+      this.gotInfo = true;
+      if (Number.isSafeInteger(msg.s) && (msg.s as number) >= 0) this.toldSize = msg.s as number;
       return this.maybeReady();
     }
     if (!this.ready) return;
     if (type === 'claim' && Array.isArray(msg.p)) {
-      this.emit('claim', msg.p.slice(0, 64).filter((p): p is number => Number.isInteger(p) && p >= 0 && p < ctx.pieceCount));
+      const pieces = msg.p.slice(0, 64).filter((p): p is number => Number.isInteger(p) && p >= 0 && p < ctx.pieceCount);
+      this.emit('claim', pieces, msg.v === 1);
+    } else if (type === 'hashreq') {
+      this.emit('hashRequest');
+    } else if (type === 'hashes' && msg.h instanceof Uint8Array && msg.h.length === ctx.pieceCount * 32) {
+      this.emit('hashes', Buffer.from(msg.h));
     } else if (type === 'pex' && Array.isArray(msg.peers)) {
       const peers = msg.peers.slice(0, 50).map(asString).map(parseHostPort).filter((p) => p !== null);
       this.emit('pex', peers);
@@ -268,18 +299,32 @@ export class Peer extends EventEmitter<PeerEvents> {
     const port = h.p;
     if (Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536) this.listenPort = port as number;
     const nonce = h.nonce;
-    if (!(nonce instanceof Uint8Array) || nonce.length !== 16) return this.fault('not a swarmpull peer');
+    if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_BYTES) return this.fault('not a swarmpull peer');
     this.peerNonce = Buffer.from(nonce);
-    if (Number.isSafeInteger(h.s) && (h.s as number) >= 0) this.toldSize = h.s as number;
     const peerHasKey = h.key === 1;
     if (!!ctx.swarmKey !== peerHasKey) return this.close(ctx.swarmKey ? 'peer has no swarm key' : 'peer wants a swarm key');
-    if (ctx.swarmKey) this.send({ t: 'auth', mac: proof(ctx.swarmKey, ctx.infoHash, this.nonce, this.peerNonce) });
+    if (ctx.swarmKey) {
+      // Our own nonce handed back (from this connection or another of ours) would make us prove for the peer.
+      if (isOurNonce(nonce)) return this.fault('swarm key proof failed: the peer sent a nonce of ours');
+      const ourRole: Role = this.outgoing ? 'initiator' : 'responder';
+      this.send({ t: 'auth', mac: proof(ctx.swarmKey, ourRole, this.transcript(ctx)) });
+      return;
+    }
+    if (Number.isSafeInteger(h.s) && (h.s as number) >= 0) this.toldSize = h.s as number;
     this.maybeReady();
+  }
+
+  /** What both proofs cover: the blob, both ids and both nonces, each in the initiator-then-responder order. */
+  private transcript(ctx: PeerContext): Transcript {
+    const ours = { id: ctx.ourId, nonce: this.nonce };
+    const theirs = { id: Buffer.from(this.id, 'hex'), nonce: this.peerNonce! };
+    const [initiator, responder] = this.outgoing ? [ours, theirs] : [theirs, ours];
+    return { infoHash: ctx.infoHash, initiatorId: initiator.id, responderId: responder.id, initiatorNonce: initiator.nonce, responderNonce: responder.nonce };
   }
 
   private maybeReady(): void {
     let ctx = this.ctx;
-    if (this.ready || !ctx || !this.gotExtHandshake || (ctx.swarmKey && !this.authed)) return;
+    if (this.ready || !ctx || !this.gotExtHandshake || (ctx.swarmKey && !(this.authed && this.gotInfo))) return;
     if (ctx.withSize) {
       // Before our bitfield goes out and theirs comes in: both have the layout of the size the peer told.
       const sized = ctx.withSize(this.toldSize);
@@ -296,21 +341,35 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.emit('ready');
   }
 
+  // What a peer says it has counts only once it is ready (handshakes done, key proven): an honest peer sends its
+  // bitfield after ours, and one bitfield (or have-all) per connection, as BEP 3 and BEP 6 have it.
   private onBitfield(bits: { get(i: number): boolean }): void {
-    if (!this.ctx) return;
-    for (let i = 0; i < this.bits.length; i++) this.bits.set(i, bits.get(i));
+    if (!this.ready || this.gotBitfield) return;
+    this.gotBitfield = true;
+    for (let i = 0; i < this.bits.length; i++) this.bits.set(i, bits.get(i) && !this.refused.has(i));
     this.emit('bitfield');
   }
 
   private onHaveAll(): void {
-    for (let i = 0; i < this.bits.length; i++) this.bits.set(i);
+    if (!this.ready || this.gotBitfield) return;
+    this.gotBitfield = true;
+    for (let i = 0; i < this.bits.length; i++) if (!this.refused.has(i)) this.bits.set(i);
     this.emit('bitfield');
   }
 
   private onHave(i: number): void {
-    if (i < 0 || i >= this.bits.length || this.bits.get(i)) return;
+    if (!this.ready || i < 0 || i >= this.bits.length || this.bits.get(i) || this.refused.has(i)) return;
     this.bits.set(i);
     this.emit('have', i);
+  }
+
+  /**
+   * The peer advertised a piece and then rejected, stalled or dropped our request: it no longer counts as having it
+   * (whatever it says again), so that the piece goes to other peers or the registry.
+   */
+  distrust(piece: number): void {
+    this.refused.add(piece);
+    this.bits.set(piece, false);
   }
 
   private onRequest(piece: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void): void {
@@ -381,8 +440,18 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.ready) this.wire.have(piece);
   }
 
-  claim(pieces: number[]): void {
-    if (this.ready) this.send({ t: 'claim', p: pieces });
+  claim(pieces: number[], verified = false): void {
+    if (this.ready) this.send({ t: 'claim', p: pieces, ...(verified ? { v: 1 } : {}) });
+  }
+
+  /** Ask for the hashes of the pieces the peer vouches for (a blob that failed its digest: see BlobSwarm.repair). */
+  requestHashes(): void {
+    if (this.ready) this.send({ t: 'hashreq' });
+  }
+
+  /** `hashes`: 32 bytes a piece, zeros for the pieces we do not vouch for. */
+  sendHashes(hashes: Buffer): void {
+    if (this.ready) this.send({ t: 'hashes', h: hashes });
   }
 
   pex(peers: string[]): void {

@@ -32,6 +32,11 @@ export class PiecePicker {
     if (i >= 0 && i < this.count) this.availability[i]!++;
   }
 
+  /** A peer that had piece i no longer counts for it (it refused the piece, or choked us). */
+  peerLost(i: number): void {
+    if (i >= 0 && i < this.count && this.availability[i]! > 0) this.availability[i]!--;
+  }
+
   /** A peer announced it is fetching piece i from the registry: leave it to that peer for a while. */
   claimedByPeer(i: number, untilMs: number): void {
     if (i >= 0 && i < this.count) this.claims.set(i, untilMs);

@@ -15,21 +15,21 @@ import { Slots } from './semaphore.ts';
 import type { StaticPeer } from './static-peers.ts';
 
 export const DEFAULT_PORT = 7881;
-/** peers per blob, connected or being dialled: plenty to fill a link, few enough to keep requests spread */
+/** ready peers per blob (and our dials of it): plenty to fill a link, few enough to keep requests spread */
 const MAX_PEERS_PER_BLOB = 32;
 /** sockets per process, every blob together: file descriptors and memory stay bounded whatever the LAN does */
 const MAX_CONNECTIONS = 512;
 /**
- * Incoming connections from one address that have not sent their BitTorrent handshake yet. A pull dials one per
- * blob it fetches at once (8) and a host may run a pull and a serve: more is a flood of connections that never
- * handshake (each closed after the peer's ready timeout), which must not take every slot from other hosts.
+ * Incoming connections from one address that are not ready yet (handshakes unfinished, key unproven). A pull dials
+ * one per blob it fetches at once (8) and a host may run a pull and a serve: more is a flood of connections that
+ * never finish (each closed after the peer's ready timeout), which must not take every slot from other hosts.
  */
 const MAX_HANDSHAKING_PER_HOST = 32;
 const CONNECT_TIMEOUT_MS = 5_000;
 /**
  * A peer closed for breaking a bound (it stalled, trickled, flooded us or spoke garbage) is not dialled or kept, for
  * any blob, for this long: it costs a pull one timeout, not one per blob, and an honest but overloaded peer is
- * tried again later.
+ * tried again later. Keyed by address: a peer chooses its id and port, not its address on the LAN.
  */
 const PENALTY_MS = 30_000;
 /** how long a blob's download waits for a first peer before it starts on the registry (see BlobSwarm) */
@@ -57,6 +57,12 @@ export interface SwarmOptions {
 /** What one connection is about: a blob we fetch or seed, or a digest we search for. */
 type Topic = Pick<BlobSwarm, 'infoHash' | 'peers' | 'bannedPeers' | 'complete' | 'peerContext' | 'addPeer'>;
 
+function readyPeers(topic: Topic): number {
+  let n = 0;
+  for (const p of topic.peers.values()) if (p.ready) n++;
+  return n;
+}
+
 export class Swarm {
   readonly peerId = randomBytes(20);
   readonly registrySlots: Slots;
@@ -74,10 +80,10 @@ export class Swarm {
   private readonly handshaking = new Map<string, number>();
   /** addresses we are connected or connecting to, per blob: "host:port" */
   private readonly dialed = new Map<string, Set<string>>();
-  /** "host:port" of peers that broke a bound → until when they are left alone */
+  /** addresses of peers that broke a bound → until when they are left alone */
   private readonly penalized = new Map<string, number>();
-  /** the address an outgoing peer was dialled at */
-  private readonly dialedAt = new WeakMap<Peer, string>();
+  /** addresses shown to lie about what they vouched for (BlobSwarm.repair) → why: left alone by every blob */
+  private readonly banned = new Map<string, string>();
   /** per blob (hex swarm id), our dials not ready yet */
   private readonly connecting = new Map<string, number>();
   /** per topic, peers that became ready since its last peer exchange to every peer */
@@ -140,6 +146,7 @@ export class Swarm {
       waitForPeersMs: this.opts.mdns || this.opts.staticPeers.length > 0 ? WAIT_FOR_PEERS_MS : 0,
       peersConnecting: () => this.connecting.get(key) ?? 0,
       debug: this.opts.log,
+      onPeerBanned: (host, why) => this.ban(host, why),
       ...(this.opts.uploadLimit ? { uploadLimit: this.opts.uploadLimit } : {}),
       // Under a download limit, requests wait their turn behind every connection's: about a second's worth per peer
       // keeps the last of them well within the request deadlines (peer.ts), where 96 blocks each would not at 100K.
@@ -199,7 +206,7 @@ export class Swarm {
     if (this.stopped) return void socket.destroy();
     const host = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const handshaking = this.handshaking.get(host) ?? 0;
-    if (handshaking >= MAX_HANDSHAKING_PER_HOST) return void socket.destroy();
+    if (handshaking >= MAX_HANDSHAKING_PER_HOST || this.isLeftAlone(host)) return void socket.destroy();
     this.handshaking.set(host, handshaking + 1);
     let counted = true;
     const handshakeDone = () => {
@@ -212,12 +219,12 @@ export class Swarm {
     socket.once('close', handshakeDone);
     this.track(socket);
     const peer = new Peer(socket, false, undefined, this.opts.downloadLimit);
+    peer.once('ready', handshakeDone);
     peer.on('close', () => this.penalizeIfFaulty(peer));
     peer.onHandshake((infoHash, peerId) => {
-      handshakeDone();
       const blob = this.blobs.get(infoHash);
       // A connection for a blob we do not have, or from ourselves, is closed at once.
-      if (!blob || peerId === this.peerId.toString('hex') || blob.peers.size >= MAX_PEERS_PER_BLOB) return peer.close('unknown blob');
+      if (!blob || peerId === this.peerId.toString('hex') || readyPeers(blob) >= MAX_PEERS_PER_BLOB) return peer.close('unknown blob');
       if (!this.admit(blob, peer)) return;
       peer.attach(blob.peerContext());
     });
@@ -225,13 +232,13 @@ export class Swarm {
 
   /** Connect to a peer for a blob, unless already connected to that address. */
   dial(blob: Topic, host: string, port: number): void {
-    if (this.stopped || blob.peers.size >= MAX_PEERS_PER_BLOB || this.sockets.size >= MAX_CONNECTIONS) return;
+    if (this.stopped || readyPeers(blob) >= MAX_PEERS_PER_BLOB || this.sockets.size >= MAX_CONNECTIONS) return;
     const key = blob.infoHash.toString('hex');
     let dialed = this.dialed.get(key);
     if (!dialed) this.dialed.set(key, (dialed = new Set()));
     const addr = `${host}:${port}`;
     // Peer exchange can name any number of addresses: dials under way count against the blob's peers too.
-    if (dialed.has(addr) || dialed.size >= MAX_PEERS_PER_BLOB || blob.bannedPeers.has(host) || this.isPenalized(addr)) return;
+    if (dialed.has(addr) || dialed.size >= MAX_PEERS_PER_BLOB || blob.bannedPeers.has(host) || this.isLeftAlone(host)) return;
     // Already connected the other way (peer exchange names peers that dialled us): a second connection would be
     // closed as a duplicate, and with it whatever the first one was fetching.
     for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
@@ -252,7 +259,6 @@ export class Swarm {
     });
     const peer = new Peer(socket, true, host, this.opts.downloadLimit);
     peer.once('ready', doneConnecting);
-    this.dialedAt.set(peer, addr);
     peer.on('close', () => this.penalizeIfFaulty(peer));
     socket.once('connect', () => {
       socket.setTimeout(0);
@@ -265,7 +271,7 @@ export class Swarm {
   }
 
   private admit(blob: Topic, peer: Peer): boolean {
-    const existing = blob.peers.get(peer.id);
+    const existing = blob.peers.get(peer.key);
     // Two hosts dialling each other at once: both keep the connection the lower peer id opened.
     if (existing && !existing.isClosed) {
       const ours = this.peerId.toString('hex');
@@ -281,9 +287,10 @@ export class Swarm {
       return false;
     }
     peer.on('ready', () => {
-      const addr = this.addressOf(peer);
-      if (addr && this.isPenalized(addr)) return peer.close('left alone after breaking a bound');
-      this.peersSeen.add(peer.id);
+      if (this.isLeftAlone(peer.host)) return peer.close('left alone after breaking a bound');
+      // Half-open peers hold no slot: the blob's limit counts ready ones.
+      if (readyPeers(blob) > MAX_PEERS_PER_BLOB) return peer.close('enough peers for this blob');
+      this.peersSeen.add(peer.key);
       // Peer exchange: tell it where our other peers of this blob listen, and them where it does.
       peer.pex([...blob.peers.values()].filter((p) => p !== peer && p.ready && p.listenPort).map((p) => `${p.host}:${p.listenPort}`));
       this.tellOthers(blob, peer);
@@ -319,28 +326,35 @@ export class Swarm {
     }, PEX_BATCH_MS).unref();
   }
 
-  /** Where a peer listens: the address we dialled, or the port it told us in its extension handshake. */
-  private addressOf(peer: Peer): string | undefined {
-    return this.dialedAt.get(peer) ?? (peer.listenPort ? `${peer.host}:${peer.listenPort}` : undefined);
-  }
-
-  private isPenalized(addr: string): boolean {
-    const until = this.penalized.get(addr);
+  /** Banned for lying, or penalized (for a while) for breaking a bound. */
+  private isLeftAlone(host: string): boolean {
+    if (this.banned.has(host)) return true;
+    const until = this.penalized.get(host);
     if (until === undefined) return false;
     if (until > Date.now()) return true;
-    this.penalized.delete(addr);
+    this.penalized.delete(host);
     return false;
   }
 
   /** A peer that broke a bound is left alone for a while: its connections for other blobs are closed too. */
   private penalizeIfFaulty(peer: Peer): void {
-    const addr = this.addressOf(peer);
-    if (!peer.faulty || !addr || this.stopped) return;
-    this.penalized.set(addr, Date.now() + PENALTY_MS);
+    if (!peer.faulty || !peer.host || this.stopped) return;
+    this.penalized.set(peer.host, Date.now() + PENALTY_MS);
     // bounded whatever a LAN does: the oldest penalty goes first
     if (this.penalized.size > MAX_CONNECTIONS) this.penalized.delete(this.penalized.keys().next().value!);
+    this.closeAll(peer.host, 'left alone after breaking a bound');
+  }
+
+  /** An address that lied about what it vouched for: every blob leaves it alone for the rest of the process. */
+  private ban(host: string, why: string): void {
+    this.banned.set(host, why);
+    if (this.banned.size > MAX_CONNECTIONS) this.banned.delete(this.banned.keys().next().value!);
+    this.closeAll(host, `banned: ${why}`);
+  }
+
+  private closeAll(host: string, why: string): void {
     for (const topic of [...this.blobs.values(), ...this.searches.values()]) {
-      for (const p of topic.peers.values()) if (p !== peer && this.addressOf(p) === addr) p.close('left alone after breaking a bound');
+      for (const p of topic.peers.values()) if (p.host === host) p.close(why);
     }
   }
 

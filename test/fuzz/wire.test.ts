@@ -42,16 +42,21 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
- * A listen port of its own for each connection: the swarm leaves an address that broke a bound alone for a while
- * (closing it at once), which would otherwise stop every later connection before the code under test.
+ * A loopback address of its own for each connection (127.1.0.0/16; the honest peer keeps 127.0.0.1): the swarm
+ * leaves an address that broke a bound alone for a while, which would otherwise stop every later connection
+ * before the code under test.
  */
-let lastPort = 10_000;
-const nextPort = () => (lastPort = lastPort >= 65_000 ? 10_001 : lastPort + 1);
+let lastAddress = 0;
+const nextAddress = () => {
+  lastAddress = (lastAddress % 65_000) + 1;
+  return `127.1.${lastAddress >> 8}.${lastAddress & 255}`;
+};
+const LISTEN_PORT = 7000;
 
 /** Open a connection; `closed` settles when the other side (the swarm) ends it. */
 function open(): Promise<{ socket: Socket; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: swarm.port });
+    const socket = connect({ host: '127.0.0.1', port: swarm.port, localAddress: nextAddress() });
     socket.on('error', () => {});
     socket.resume(); // read and drop what the swarm sends
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
@@ -153,7 +158,7 @@ test('fuzz: random and mutated wire messages and extension payloads never crash 
   const r = await fuzz('wire', caseArb, async ({ preamble, body, cuts }) => {
     const c = await open();
     if (preamble !== 'none') await write(c.socket, handshake(infoHash));
-    if (preamble === 'ready') await write(c.socket, extended(0, swarmpullExtHandshake(nextPort())));
+    if (preamble === 'ready') await write(c.socket, extended(0, swarmpullExtHandshake(LISTEN_PORT)));
     const at = [...new Set(cuts.map((x) => x % (body.length + 1)))].sort((a, b) => a - b);
     let from = 0;
     for (const to of [...at, body.length]) {
@@ -175,7 +180,7 @@ test('fuzz: random and mutated wire messages and extension payloads never crash 
 test('a 100 MiB length prefix is refused at once, not buffered', async () => {
   const heapBefore = retainedBytes();
   const c = await open();
-  await write(c.socket, Buffer.concat([handshake(infoHash), extended(0, swarmpullExtHandshake(nextPort()))]));
+  await write(c.socket, Buffer.concat([handshake(infoHash), extended(0, swarmpullExtHandshake(LISTEN_PORT))]));
   const len = Buffer.alloc(4);
   len.writeUInt32BE(100 * MiB);
   await write(c.socket, Buffer.concat([len, Buffer.from([Msg.piece])]));
@@ -203,7 +208,7 @@ test('extension handshakes that hang or crash the bencode decoder and the wire l
   // and after the handshake, in swarmpull's own extension messages
   for (const bad of ['l-3:e', 'd1:t5:claim1:pl' + 'l'.repeat(50) + 'e'.repeat(51) + 'e', 'i-0e', 'd1:t5:claime9:trailing']) {
     const c = await open();
-    await write(c.socket, Buffer.concat([handshake(infoHash), extended(0, swarmpullExtHandshake(nextPort())), extendedRaw(SWARMPULL_EXT_ID, Buffer.from(bad))]));
+    await write(c.socket, Buffer.concat([handshake(infoHash), extended(0, swarmpullExtHandshake(LISTEN_PORT)), extendedRaw(SWARMPULL_EXT_ID, Buffer.from(bad))]));
     assert.ok(await closedWithin(c, 5000), `${bad.slice(0, 20)}: the connection was not closed`);
   }
   await assertServesHonestPeer();
@@ -213,7 +218,7 @@ test('a peer that asks for blocks and never reads them is dropped before its bac
   const heapBefore = retainedBytes();
   const c = await open();
   c.socket.pause(); // never read what the swarm sends
-  await write(c.socket, Buffer.concat([handshake(infoHash), extended(0, swarmpullExtHandshake(nextPort())), message(Msg.interested)]));
+  await write(c.socket, Buffer.concat([handshake(infoHash), extended(0, swarmpullExtHandshake(LISTEN_PORT)), message(Msg.interested)]));
   const layout = pieceLayout(SIZE);
   const requests: Buffer[] = [];
   for (let n = 0; n < 4000; n++) {
@@ -252,7 +257,7 @@ async function assertServesHonestPeer(): Promise<void> {
     peer.attach({
       infoHash,
       ourId: randomBytes(20),
-      listenPort: 0, // no address to leave alone: the fuzzing before may have named any port
+      listenPort: 0,
       pieceCount: layout.count,
       pieceLength: (i) => pieceRange(layout, i).end - pieceRange(layout, i).start,
       ourBits: () => new Bitfield(layout.count),

@@ -4,11 +4,14 @@
 // completes from the registry or from an honest seeder.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pieceLength } from '../../lib/store/pieces.ts';
+import { swarmId } from '../../lib/swarm/ids.ts';
 import { Swarm } from '../../lib/swarm/swarm.ts';
+import { handshake, message, Msg } from '../support/bt-wire.ts';
 import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
 import { runCli, type CliResult } from '../support/cli.ts';
 import { startRegistry, type Registry } from '../support/registry.ts';
@@ -95,10 +98,11 @@ describe('hostile peers cost a pull seconds, then their pieces come from elsewhe
   }
 
   test('a peer that never answers, next to an honest seeder, without the registry: every piece from the seeder', async (t) => {
-    const hostile = await new ScriptedPeer('silent').start(image.layoutDir);
+    // on an address of its own: penalties fall on the address
+    const hostile = await new ScriptedPeer('silent', { host: '127.0.0.3' }).start(image.layoutDir);
     const honest = await honestSeeder();
     try {
-      const p = await pull([`127.0.0.1:${hostile.port}`, `127.0.0.1:${honest.port}`], ['--no-registry']);
+      const p = await pull([hostile.address, `127.0.0.1:${honest.port}`], ['--no-registry']);
       t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s; ${p.json.bytes.peers} bytes from peers`);
       // The seeder usually serves every piece (endgame duplicates included) before the request timeout: then the
       // pull's end closes the hostile peer; on a slow run its timeout does.
@@ -157,3 +161,108 @@ test('hundreds of connections that never handshake: capped per host, closed at t
     await seeder.stop();
   }
 });
+
+describe('peers that claim pieces they never give', () => {
+  test('a peer that claims every piece and rejects every request: the registry serves its pieces, each asked of it about once', async (t) => {
+    const hostile = await new ScriptedPeer('reject', { host: '127.0.0.2' }).start(image.layoutDir);
+    try {
+      const p = await pull([hostile.address]);
+      const requests = hostile.connections.reduce((a, c) => a + c.requests, 0);
+      const blocks = Math.ceil(image.size / (16 * 1024));
+      t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s; the rejecting peer got ${requests} requests for an image of ${blocks} blocks`);
+      assert.equal(p.json.bytes.registry, image.size);
+      assert.ok(requests <= 2 * blocks + 200, `${requests} requests: the pull kept asking what was refused`);
+      assert.ok(p.seconds < 30, `the pull took ${p.seconds.toFixed(1)} s`);
+    } finally {
+      await hostile.stop();
+    }
+  });
+
+  test('connections that send have-all and never finish their handshake count for nothing', async (t) => {
+    const port = await freePort();
+    const infoHashes = [image.config, ...image.layers].map((d) => swarmId(d.digest, pieceLength(d.size)));
+    // Dials the puller for every blob, again and again: the BitTorrent handshake, have-all, nothing more.
+    let stop = false;
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    const nag = (infoHash: Buffer) => {
+      if (stop) return;
+      const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.5' });
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('connect', () => {
+        connections++;
+        socket.write(Buffer.concat([handshake(infoHash), message(Msg.haveAll)]));
+      });
+      socket.once('close', () => {
+        sockets.delete(socket);
+        setTimeout(() => nag(infoHash), 100).unref();
+      });
+    };
+    infoHashes.forEach(nag);
+    infoHashes.forEach(nag);
+    try {
+      const p = await pull([], ['--port', String(port)].concat(['--peers', '127.0.0.1:1']));
+      t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s; ${connections} half-open connections were made to it`);
+      assert.ok(connections > 0, 'no connection reached the puller: nothing was tested');
+      // Their have-all never reached the picker (the --debug line a counted bitfield prints), and the pull did not
+      // wait for their ready timeout (10 s) to start on the registry.
+      const counted = p.r.stderr.split('\n').filter((l) => /peer 127\.0\.0\.5:\d+ has [1-9]\d* of/.test(l));
+      assert.deepEqual(counted, []);
+      assert.equal(p.json.bytes.registry, image.size);
+      assert.ok(p.seconds < 8, `the pull took ${p.seconds.toFixed(1)} s`);
+    } finally {
+      stop = true;
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  test('half-open connections hold no peer slot of a blob: an honest puller is still served', async (t) => {
+    const seeder = await honestSeeder();
+    const layer = image.layers[0]!;
+    const sockets: Socket[] = [];
+    try {
+      // 40 connections for one blob (over its 32 peers), from two addresses (under the 32 per address): the
+      // BitTorrent handshake and nothing more, held until the seeder's ready timeout (10 s).
+      for (let i = 0; i < 40; i++) {
+        const socket = connect({ host: '127.0.0.1', port: seeder.port, localAddress: i % 2 ? '127.0.0.6' : '127.0.0.7' });
+        socket.on('error', () => {});
+        socket.write(handshake(swarmId(layer.digest, pieceLength(layer.size))));
+        sockets.push(socket);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const p = await pull([`127.0.0.1:${seeder.port}`], ['--no-registry']);
+      t.diagnostic(`pull from the seeder done in ${p.seconds.toFixed(1)} s beside 40 half-open connections`);
+      assert.equal(p.json.bytes.peers, image.size);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await seeder.stop();
+    }
+  });
+
+  test('a penalty falls on the address: a second peer there, on another port, is left alone too', async () => {
+    const flooder = await new ScriptedPeer('huge-prefix', { host: '127.0.0.8' }).start(image.layoutDir);
+    const silent = await new ScriptedPeer('silent', { host: '127.0.0.8' }).start(image.layoutDir);
+    try {
+      const p = await pull([flooder.address, silent.address]);
+      const closes = p.r.stderr.split('\n').filter((l) => / closed: /.test(l));
+      assert.ok(closes.some((l) => /message of 104857600 bytes/.test(l)), closes.join('\n'));
+      // The silent one is closed with the flooder, not 8 s later for its own silence.
+      assert.ok(silent.connections.length > 0 && silent.connections.every((c) => c.closedAt), 'the silent peer was never dialled, or kept');
+      assert.ok(!closes.some((l) => /a request timed out/.test(l)), `the second peer at the address was not left alone:\n${closes.join('\n')}`);
+      assert.equal(p.json.bytes.registry, image.size);
+    } finally {
+      await flooder.stop();
+      await silent.stop();
+    }
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -47,9 +47,57 @@ describe('peers not to be trusted', { skip }, () => {
     assert.equal(j.peers.used, 2, `both seeders should have sent pieces: ${JSON.stringify(j.peers)}`);
     assert.ok(bans.length >= 1, r.stderr);
     assert.ok(bans.every((l) => l.includes(`banning peer ${s.hosts[1]!.address}:`)), `only the bad seeder may be banned:\n${bans.join('\n')}`);
-    // Each blob bans the seeder once, however many of its pieces were bad.
+    // Each blob bans the seeder once, however many of its pieces were bad; for that blob alone, as it never vouched
+    // for its pieces (an honest host forwarding a piece before its blob verifies looks just the same).
     assert.ok(bans.length <= 3, bans.join('\n'));
+    assert.ok(bans.every((l) => l.endsWith('(this blob)')), bans.join('\n'));
     assert.ok(events.some((e) => e.ev === 'close' && /banned|closed/.test(e.why ?? '')), JSON.stringify(events));
+  });
+
+  /** h1: a corrupt seeder on port 7881 (h2 must serve honestly); its JSON events. */
+  async function corruptSeeder(args: string[]): Promise<{ ev: string; host?: string; why?: string }[]> {
+    hostile?.kill('SIGKILL');
+    if (hostile) await once(hostile, 'exit');
+    hostile = s.lan.spawn(1, process.execPath, [CORRUPT_SEEDER, '--layout', s.image.layoutDir, '--port', '7881', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const events: { ev: string; host?: string; why?: string }[] = [];
+    const lines = createInterface({ input: hostile.stdout! });
+    lines.on('line', (l) => events.push(JSON.parse(l)));
+    await once(lines, 'line'); // listening
+    return events;
+  }
+
+  test('a seeder that vouches for corrupt pieces: banned for every blob; the repair costs the registry about the bad pieces', async (t) => {
+    ok(await s.pull(2, ['--no-mdns'], { store: 'honest-v' }).done, 'h2');
+    const honest = s.serve(2, ['--no-mdns'], { store: 'honest-v' });
+    await honest.waitForStderr(/serving \d+ blobs/, 20_000);
+    // one piece in four corrupted, vouched for as an honest seeder vouches for its verified blobs
+    await corruptSeeder(['--corrupt-every', '4', '--vouch']);
+    const r = s.pull(0, ['--no-mdns', '--peers', `${s.hosts[1]!.address},${s.hosts[2]!.address}`], { store: 'victim-v' });
+    const j = ok(await r.done, 'h0');
+    await s.validate(r);
+    honest.proc.kill('SIGTERM');
+    const bans = r.stderr.split('\n').filter((l) => l.includes('banning peer'));
+    t.diagnostic(`${j.bytes.peers} bytes from peers, ${j.bytes.registry} from the registry for a ${s.image.size}-byte image; ${bans.join(' | ')}`);
+    assert.ok(j.bytes.peers > 0, 'the seeders were never used: nothing was tested');
+    assert.ok(bans.length >= 1 && bans.every((l) => l.includes(`banning peer ${s.hosts[1]!.address}:`) && l.endsWith('(every blob)')), r.stderr);
+    // The honest seeder vouches for every piece: only the pieces it disagrees on are asked of the registry (a quarter
+    // of the corrupt seeder's share, at most half the image), not every piece peers sent.
+    assert.ok(j.bytes.registry < s.image.size / 2, `the registry sent ${j.bytes.registry} bytes of ${s.image.size}`);
+  });
+
+  test('registry down: a corrupt seeder with a fresh id on every connection cannot fail the pull', async (t) => {
+    ok(await s.pull(2, ['--no-mdns'], { store: 'honest-d' }).done, 'h2');
+    const honest = s.serve(2, ['--no-mdns'], { store: 'honest-d' });
+    await honest.waitForStderr(/serving \d+ blobs/, 20_000);
+    await corruptSeeder(['--corrupt-every', '2', '--fresh-ids']);
+    const r = s.pull(0, ['--no-mdns', '--no-registry', '--peers', `${s.hosts[1]!.address},${s.hosts[2]!.address}`], { store: 'victim-d' });
+    const j = ok(await r.done, 'h0');
+    await s.validate(r);
+    honest.proc.kill('SIGTERM');
+    const bans = r.stderr.split('\n').filter((l) => l.includes('banning peer'));
+    t.diagnostic(`${j.bytes.peers} bytes from peers; ${bans.join(' | ')}`);
+    assert.equal(j.bytes.registry, 0);
+    assert.ok(bans.length >= 1 && bans.every((l) => l.includes(`banning peer ${s.hosts[1]!.address}:`)), r.stderr);
   });
 
   test('hosts with different swarm keys exchange nothing; with the same key they do', async (t) => {
