@@ -33,6 +33,8 @@ const STALL_MS = 60_000;
 const STALL_REGISTRY_DOWN_MS = 30_000;
 /** how long a repair waits for peers' piece hashes (a peer hashes what it vouches for from disk: ~1 s a GiB) */
 const HASHES_WAIT_MS = 3_000;
+/** hash lists we send one connection: a repair asks once a round; each answer is up to 32 KiB for a ~20-byte ask */
+const MAX_HASH_ANSWERS = 4;
 /** pieces compared with the registry in one request during a repair (memory: a run is held whole) */
 const REPAIR_RUN_PIECES = 8;
 /** verifications that fail without a registry to tell which peer lied, before the blob fails (exit 5) */
@@ -267,7 +269,10 @@ export class BlobSwarm {
       this.synced.add(peer);
       this.schedule();
     });
-    peer.on('hashRequest', () => void this.answerHashes(peer));
+    let hashAnswers = 0;
+    peer.on('hashRequest', () => {
+      if (++hashAnswers <= MAX_HASH_ANSWERS) void this.answerHashes(peer);
+    });
     let uploaded = 0;
     peer.on('upload', (n) => (uploaded += n));
     peer.on('close', (why) => {
