@@ -60,7 +60,7 @@ export async function registerInUse(store: { root: string }, digests: Iterable<s
       await mkdir(dir, { recursive: true });
       const tmp = join(dir, `.${token}.tmp`);
       try {
-        await writeFile(tmp, JSON.stringify(body) + '\n');
+        await writeFile(tmp, JSON.stringify(body) + '\n', { flag: 'wx' }); // a new file, never through a link
         await rename(tmp, file);
       } catch (err) {
         await unlink(tmp).catch(() => {}); // a full disk leaves no half file behind
