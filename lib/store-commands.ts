@@ -1,5 +1,5 @@
 // The `store ls` and `store prune` jobs: what the store holds, and cleaning it up. Output on stdout.
-import { prune, tryBlobLocks, type PruneOptions, type PruneResult } from './store/gc.ts';
+import { prune, tryBlobLock, type PruneOptions, type PruneResult } from './store/gc.ts';
 import { readRegistrations } from './store/in-use.ts';
 import { readInventory, type Inventory } from './store/inventory.ts';
 
@@ -47,8 +47,8 @@ export async function listStore(root: string): Promise<StoreListing> {
   const partials: StoreListing['partials'] = [];
   for (const p of inv.partials) {
     // Held download lock: a pull is fetching it now. (Taken and released at once when free.)
-    const probe = await tryBlobLocks(root, p.digest);
-    for (const l of probe ?? []) await l.release();
+    const probe = await tryBlobLock(root, p.digest);
+    await probe?.release();
     partials.push({ digest: p.digest, size: p.size, diskBytes: p.diskBytes, pieces: p.pieces, lastUsed: new Date(p.lastUsed).toISOString(), downloading: !probe });
   }
   return {

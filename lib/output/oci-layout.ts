@@ -6,13 +6,13 @@
 // - DIR is an empty dir (perhaps a mount point, which cannot be renamed over) or an existing layout: blobs are
 //   added in place (temp file + rename each), and index.json, which is what makes them an image, is replaced
 //   atomically at the end. Until then the new blobs are unreferenced, and abort deletes exactly those.
-import { chmod, copyFile, link, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { failure, integrityError, usageError, writeFailure } from '../errors.ts';
 import { digestHex, sha256Digest } from '../image/digest.ts';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type Descriptor, type ManifestBlob } from '../image/types.ts';
 import { lock } from '../store/lock.ts';
-import { fsyncPath, tempPath, writeFileAtomic } from '../files.ts';
+import { copyInto, fsyncPath, tempPath, writeFileAtomic, writeNewFile } from '../files.ts';
 import { REF_NAME_ANNOTATION } from './naming.ts';
 import { SerialQueue } from './serial.ts';
 import type { ImageSink, ResolvedImage } from './sink.ts';
@@ -137,7 +137,7 @@ class OciLayoutSink implements ImageSink {
     const blobs = join(this.#root, 'blobs', 'sha256');
     if (this.#kind === 'new') {
       this.#noteDirs(dirname(this.#target), await mkdir(dirname(this.#target), { recursive: true }));
-      await rm(this.#root, { recursive: true, force: true }); // a leftover of a crashed run with our pid
+      await mkdir(this.#root); // not recursive: fails if anything (a planted link) already has its random name
       await mkdir(blobs, { recursive: true });
     } else {
       this.#noteDirs(blobs, await mkdir(blobs, { recursive: true }));
@@ -207,20 +207,18 @@ class OciLayoutSink implements ImageSink {
   }
 
   /**
-   * Write a blob unless the layout has it already: temp file, fsync, rename, so a blob's name always means its whole
-   * content. `write` fills the temp file; 'linked' says it is a hard link to a read-only file already synced.
+   * Write a blob unless the layout has it already: a new temp file (or a hard link to the store's read-only, synced
+   * file), then rename, so a blob's name always means its whole content. `write` creates the temp file.
    */
-  async #putBlob(digest: string, size: number, write: (tmp: string) => Promise<unknown>): Promise<void> {
+  async #putBlob(digest: string, size: number, write: (tmp: string) => Promise<void>): Promise<void> {
     const file = join(this.#root, 'blobs', 'sha256', digestHex(digest));
-    const existing = await stat(file).catch(() => undefined);
-    // Content-addressed: a file of the right size under this name is this blob (the layout's owner vouched for it).
-    if (existing?.size === size) return;
+    const existing = await lstat(file).catch(() => undefined);
+    // Content-addressed: a regular file of the right size under this name is this blob (the layout's owner vouched
+    // for it). Anything else, a symlink included, is replaced: rename replaces the link, not what it points to.
+    if (existing?.isFile() && existing.size === size) return;
     const tmp = tempPath(file);
+    await write(tmp); // creates tmp afresh, or fails without touching anything at that name
     try {
-      if ((await write(tmp)) !== 'linked') {
-        await chmod(tmp, 0o644); // copyFile keeps the store's mode; a layout is for others to read
-        await fsyncPath(tmp);
-      }
       await rename(tmp, file);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -231,7 +229,7 @@ class OciLayoutSink implements ImageSink {
   }
 
   #putManifest(m: ManifestBlob): Promise<void> {
-    return this.#putBlob(m.digest, m.body.length, (tmp) => writeFile(tmp, m.body));
+    return this.#putBlob(m.digest, m.body.length, (tmp) => writeNewFile(tmp, (fh) => fh.writeFile(m.body)));
   }
 
   async #publishNew(entry: Descriptor): Promise<void> {
@@ -260,8 +258,8 @@ class OciLayoutSink implements ImageSink {
     await mkdir(to, { recursive: true });
     for (const name of await readdir(from)) {
       const file = join(to, name);
-      const existing = await stat(file).catch(() => undefined);
-      if (existing?.size === (await stat(join(from, name))).size) continue; // content-addressed: the same blob
+      const existing = await lstat(file).catch(() => undefined);
+      if (existing?.isFile() && existing.size === (await stat(join(from, name))).size) continue; // content-addressed: the same blob
       await rename(join(from, name), file);
       if (!existing) this.#createdFiles.push(file); // unreferenced until index.json names it: abort takes it out
     }
@@ -308,8 +306,8 @@ export function mergeEntry(manifests: Descriptor[], entry: Descriptor): Descript
  *  described for the user, or undefined when the image is complete. */
 async function missingBlob(root: string, desc: Descriptor): Promise<string | undefined> {
   const file = join(root, 'blobs', 'sha256', digestHex(desc.digest));
-  const st = await stat(file).catch(() => undefined);
-  if (!st) return `blob ${desc.digest} (${desc.mediaType}) was never added`;
+  const st = await lstat(file).catch(() => undefined);
+  if (!st?.isFile()) return `blob ${desc.digest} (${desc.mediaType}) was never added`;
   if (st.size !== desc.size) return `blob ${desc.digest} is ${st.size} bytes, expected ${desc.size}`;
   if (!MANIFEST_MEDIA_TYPES.includes(desc.mediaType) || desc.size > MAX_JSON) return undefined;
   let doc: { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
@@ -339,14 +337,14 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * A hard link to the store's read-only file when both are on one filesystem: no copy, and the store synced the
- * data already (measured, 1 GiB alone on loopback: 9.2 s with a copy, 6.7 s with links). Else a copy.
+ * data already (measured, 1 GiB alone on loopback: 9.2 s with a copy, 6.7 s with links). Else a new file (mode
+ * 0644: a layout is for others to read) with a copy, synced.
  */
-async function linkOrCopy(from: string, to: string): Promise<'linked' | 'copied'> {
+async function linkOrCopy(from: string, to: string): Promise<void> {
   try {
     await link(from, to);
-    return 'linked';
-  } catch {
-    await copyFile(from, to);
-    return 'copied';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw err; // someone else's file (or link) at our name
+    await writeNewFile(to, (fh) => copyInto(from, fh));
   }
 }

@@ -1,27 +1,29 @@
 // `-o FILE` / `-o -`: the docker-load tar written to a file or to stdout.
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { failure, usageError, writeFailure } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
 import { DockerTarWriter } from './docker-tar.ts';
-import { fsyncPath, tempPath } from '../files.ts';
+import { createNew, fsyncPath, tempPath } from '../files.ts';
 import type { ImageSink, ResolvedImage } from './sink.ts';
 
 export async function openTarFile(path: string, image: ResolvedImage): Promise<ImageSink> {
   return path === '-' ? openStdout(image) : openFile(resolve(path), image);
 }
 
-/** The tar goes to `FILE.tmp-<pid>` and is renamed to FILE on commit: FILE is the complete image or what it was before. */
+/** The tar goes to a new `FILE.tmp-<random>` and is renamed to FILE on commit: FILE is the complete image or what it
+ *  was before (a symlink at FILE is replaced, never written through). */
 async function openFile(target: string, image: ResolvedImage): Promise<ImageSink> {
   const existing = await stat(target).catch(() => undefined);
   if (existing?.isDirectory()) throw usageError(`-o ${target}: is a directory (for an OCI image layout use --oci DIR)`);
   const tmp = tempPath(target);
   // Open now, not at the first blob, so a missing directory or a permission problem fails before any download.
-  const fh = await open(tmp, 'w', 0o644).catch((err: NodeJS.ErrnoException) => {
+  const fh = await createNew(tmp).catch((err: NodeJS.ErrnoException) => {
     throw failure(`cannot write ${target}: ${err.code === 'ENOENT' ? `directory ${dirname(target)} does not exist` : err.message}`, err);
   });
-  const writer = new DockerTarWriter(image, fh.createWriteStream());
+  // flush: fsync on the handle before it closes (not by name: the name could point elsewhere by then).
+  const writer = new DockerTarWriter(image, fh.createWriteStream({ flush: true }));
   let state: 'open' | 'committed' | 'aborted' = 'open';
   const failed = (err: unknown): never => {
     throw writeFailure(err, target);
@@ -30,8 +32,7 @@ async function openFile(target: string, image: ResolvedImage): Promise<ImageSink
     description: `tar:${target}`,
     addBlob: (desc: Descriptor, path: string) => writer.addBlob(desc, path).catch(failed),
     async commit() {
-      await writer.finish().catch(failed);
-      await fsyncPath(tmp).catch(failed); // the data must be on disk before the name points at it
+      await writer.finish().catch(failed); // written, synced and closed: on disk before the name points at it
       await rename(tmp, target);
       await fsyncPath(dirname(target));
       state = 'committed';

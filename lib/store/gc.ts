@@ -4,10 +4,10 @@
 //     before deleting the blob or its partial, and skips it if that fails;
 //   - serve, and a pull for the blobs of its image, register them (in-use.ts): prune skips registered blobs.
 import { unlink } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { maintenanceLock, readRegistrations } from './in-use.ts';
 import { readInventory, type BlobKind } from './inventory.ts';
-import { tryLock, type Lock } from './lock.ts';
+import { storeKey, tryLock, type Lock } from './lock.ts';
+import { blobLockKey } from './store.ts';
 
 /** Temporary files and orphaned bitfields younger than this may belong to a write in progress. */
 const LEFTOVER_GRACE_MS = 60 * 60 * 1000;
@@ -48,18 +48,9 @@ interface Candidate extends Omit<PrunedEntry, 'reason'> {
   paths: string[];
 }
 
-/** The download lock of a blob, as store.lockBlob takes it (under the root as given and as an absolute path). */
-export async function tryBlobLocks(root: string, digest: string): Promise<Lock[] | null> {
-  const held: Lock[] = [];
-  for (const r of new Set([root, resolve(root)])) {
-    const l = await tryLock(`${r}\0${digest}`);
-    if (!l) {
-      for (const h of held) await h.release();
-      return null;
-    }
-    held.push(l);
-  }
-  return held;
+/** The download lock of a blob, as store.lockBlob takes it; null while a pull holds it. */
+export async function tryBlobLock(root: string, digest: string): Promise<Lock | null> {
+  return tryLock(blobLockKey(await storeKey(root), digest));
 }
 
 export async function prune(root: string, opts: PruneOptions): Promise<PruneResult> {
@@ -89,12 +80,12 @@ export async function prune(root: string, opts: PruneOptions): Promise<PruneResu
       if (gone.has(e)) return;
       if (e.digest && inUse.has(e.digest)) return keep(e, 'in use');
       // Held while deleting, so no pull starts on this blob meanwhile; leftovers belong to no blob.
-      const locks = e.digest ? await tryBlobLocks(root, e.digest) : [];
-      if (!locks) return keep(e, 'downloading');
+      const held = e.digest ? await tryBlobLock(root, e.digest) : undefined;
+      if (held === null) return keep(e, 'downloading');
       try {
         if (!dryRun) for (const p of e.paths) await unlink(p).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
       } finally {
-        for (const l of locks) await l.release();
+        await held?.release();
       }
       gone.add(e);
       size -= e.size;

@@ -12,11 +12,11 @@
 // sees it), or after prune has deleted (the registering process then finds the blob gone: register first, then
 // look at the store).
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { failure, writeFailure } from '../errors.ts';
 import { isDigest } from '../image/digest.ts';
-import { lock, tryLock, type Lock } from './lock.ts';
+import { lock, storeKey, tryLock, type Lock } from './lock.ts';
 
 const DIR = 'in-use';
 const MAINTENANCE_WAIT_MS = 10 * 60 * 1000;
@@ -39,8 +39,8 @@ export interface Registration {
 const holderKey = (token: string) => `in-use\0${token}`;
 
 /** The store's maintenance lock: prune holds it while it deletes; registrations are written under it. */
-export function maintenanceLock(root: string, timeoutMs = MAINTENANCE_WAIT_MS): Promise<Lock> {
-  return lock(`${resolve(root)}\0maintenance`, { timeoutMs });
+export async function maintenanceLock(root: string, timeoutMs = MAINTENANCE_WAIT_MS): Promise<Lock> {
+  return lock(`${await storeKey(root)}\0maintenance`, { timeoutMs });
 }
 
 /** Register blobs this process uses; prune leaves them alone until release() (or this process's death). */
@@ -60,7 +60,7 @@ export async function registerInUse(store: { root: string }, digests: Iterable<s
       await mkdir(dir, { recursive: true });
       const tmp = join(dir, `.${token}.tmp`);
       try {
-        await writeFile(tmp, JSON.stringify(body) + '\n');
+        await writeFile(tmp, JSON.stringify(body) + '\n', { flag: 'wx' }); // a new file, never through a link
         await rename(tmp, file);
       } catch (err) {
         await unlink(tmp).catch(() => {}); // a full disk leaves no half file behind

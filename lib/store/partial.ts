@@ -1,6 +1,7 @@
 // A blob being downloaded: a sparse data file plus a small file holding its piece bitfield, so a pull killed
 // at any moment resumes with the pieces it already has. Pieces are marked only after their bytes were written.
 import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { integrityError, writeFailure } from '../errors.ts';
 import type { Descriptor } from '../image/types.ts';
@@ -278,8 +279,7 @@ export class PartialBlob {
   }
 }
 
-/** Open for reading and writing, creating the file if needed (without truncating it). */
-async function openReadWrite(path: string): Promise<FileHandle> {
-  await (await open(path, 'a')).close();
-  return open(path, 'r+');
+/** Open for reading and writing, creating the file if needed (without truncating it); never through a symlink. */
+function openReadWrite(path: string): Promise<FileHandle> {
+  return open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o666);
 }

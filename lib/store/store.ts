@@ -8,7 +8,7 @@ import { writeFailure } from '../errors.ts';
 import { writeFileAtomic } from '../files.ts';
 import { digestHex, sha256Digest, assertDigest } from '../image/digest.ts';
 import type { Descriptor } from '../image/types.ts';
-import { lock, type Lock } from './lock.ts';
+import { lock, storeKey, type Lock } from './lock.ts';
 import { PartialBlob } from './partial.ts';
 
 export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -17,8 +17,15 @@ export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(cache, 'swarmpull');
 }
 
+/** The download lock of one blob in the store keyed `key` (store.lockBlob takes it; prune and `store ls` probe it). */
+export function blobLockKey(key: string, digest: string): string {
+  return `${key}\0${digest}`;
+}
+
 export class BlobStore {
   readonly root: string;
+  /** what this store's locks are keyed on (lock.ts storeKey), known once init() made the directory */
+  #key: string | undefined;
 
   constructor(root: string) {
     this.root = root;
@@ -26,6 +33,7 @@ export class BlobStore {
 
   async init(): Promise<this> {
     for (const dir of ['blobs/sha256', 'partial/sha256', 'tmp']) await mkdir(join(this.root, dir), { recursive: true });
+    this.#key = await storeKey(this.root);
     return this;
   }
 
@@ -72,8 +80,9 @@ export class BlobStore {
   }
 
   /** Exclusive right to download a blob into this store, across processes on this host. */
-  lockBlob(digest: string, opts: { timeoutMs: number; signal?: AbortSignal; onWait?: () => void }): Promise<Lock> {
-    return lock(`${this.root}\0${digest}`, opts);
+  async lockBlob(digest: string, opts: { timeoutMs: number; signal?: AbortSignal; onWait?: () => void }): Promise<Lock> {
+    this.#key ??= await storeKey(this.root);
+    return lock(blobLockKey(this.#key, digest), opts);
   }
 
   /** Open (or resume) the partial file of a blob. Hold its lock first. */

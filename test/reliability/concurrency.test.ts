@@ -4,9 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { startRegistry, type Registry } from '../support/registry.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
@@ -95,6 +95,21 @@ test('two images sharing a layer, pulled at once into one store: the shared laye
   assert.equal(rb.code, 0, rb.stderr);
   assertEachBlobOnce(from, a, b);
   await checkStore(store, sources(a, b));
+});
+
+test('four pulls naming one store as `s`, `./s`, `/abs/s/` and a symlink to it: one lock, each blob fetched once', async () => {
+  const store = fresh('store');
+  await mkdir(store);
+  const link = fresh('store-link');
+  await symlink(store, link);
+  const name = basename(store);
+  const spellings = [name, `./${name}`, `${store}/`, basename(link)];
+  const from = proxy.requests.length;
+  // Relative spellings are relative to the directory the CLI runs in.
+  const results = await Promise.all(spellings.map((s) => runCli([...pullArgs(a, '--oci', fresh('oci'), '--store', s)], { cwd: work })));
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  assertEachBlobOnce(from, a);
+  await checkStore(store, sources(a));
 });
 
 test('three pulls into one new --oci directory at once: all succeed, the layout holds both tags once', async () => {

@@ -12,9 +12,9 @@ export function cliCommand(args: string[]): [string, string[]] {
   return bin ? [resolve(bin), args] : [process.execPath, [...FROM_SOURCE, ...args]];
 }
 
-export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcess {
   const [cmd, argv] = cliCommand(args);
-  return spawn(cmd, argv, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(cmd, argv, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
 }
 
 export interface CliResult {
@@ -27,7 +27,7 @@ export interface CliResult {
 }
 
 /** Run to completion (killed after timeoutMs); collects stdout and stderr. */
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   const proc = startCli(args, opts);
   return collect(proc, opts.timeoutMs ?? 120_000);
 }
