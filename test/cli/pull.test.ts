@@ -119,6 +119,36 @@ test('multi-arch: the host platform by default, --platform picks another; resolv
   assert.equal(armDigest.stdout.trim(), multi.platforms[1]!.manifest.digest);
 });
 
+test('--platform as operators type it (linux/aarch64, linux/x86_64, linux/armhf, arm64/v8) picks the canonical entry', async () => {
+  const multi = await buildMultiArch(join(work, 'aliases'), 'a', [
+    { layers: [8 * KiB], seed: 'al' },
+    { layers: [9 * KiB], seed: 'al', platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    { layers: [7 * KiB], seed: 'al', platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+  ]);
+  const mref = `${registry.host}/cli/aliases:a`;
+  await pushImage(multi.layoutDir, 'a', mref, { all: true });
+  const [amd64, arm64, armv7] = multi.platforms.map((p) => p.manifest.digest);
+  const store = await fresh('store');
+  const cases: [string, string, string][] = [
+    ['linux/aarch64', arm64!, 'linux/arm64/v8'],
+    ['arm64/v8', arm64!, 'linux/arm64/v8'],
+    ['linux/x86_64', amd64!, 'linux/amd64'],
+    ['linux/armhf', armv7!, 'linux/arm/v7'],
+  ];
+  for (const [typed, manifestDigest, platform] of cases) {
+    const r = await runCli(['pull', '--no-mdns', mref, '--platform', typed, '--oci', await fresh('oci'), '--store', store, '--json', '-q']);
+    assert.equal(r.code, 0, `${typed}: ${r.stderr}`);
+    assert.equal(JSON.parse(r.stdout).manifestDigest, manifestDigest, typed);
+    assert.equal(JSON.parse(r.stdout).platform, platform, typed);
+  }
+  const resolved = await runCli(['resolve', mref, '--platform', 'linux/aarch64']);
+  assert.equal(resolved.stdout.trim(), arm64, resolved.stderr);
+  // armel is arm/v6, which this index does not have: not found, naming the canonical form.
+  const armel = await runCli(['pull', '--no-mdns', mref, '--platform', 'linux/armel', '--oci', await fresh('oci'), '--store', store]);
+  assert.equal(armel.code, 3, armel.stderr);
+  assert.match(armel.stderr, /no linux\/arm\/v6 image/);
+});
+
 test('Docker schema2 images pull too', async () => {
   const v2 = `${registry.host}/cli/schema2:v1`;
   await pushImage(image.layoutDir, 'v1', v2, { format: 'v2s2' });
