@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { startRegistry, type Registry } from '../support/registry.ts';
 import { buildImage, buildMultiArch, pushImage, type FixtureImage } from '../support/fixtures.ts';
 import { runCli } from '../support/cli.ts';
+import { buildProgram, PULL_EXAMPLES } from '../../lib/cli.ts';
+import { parseReference } from '../../lib/reference.ts';
 
 const run = promisify(execFile);
 const KiB = 1024;
@@ -189,5 +191,36 @@ test('--version and --help', async () => {
   assert.equal(h.code, 0);
   for (const flag of ['--platform', '--oci', '--output', '--plain-http', '--insecure', '--creds', '--store', '--json', '--quiet', '--debug']) {
     assert.match(h.stdout, new RegExp(flag));
+  }
+});
+
+test('pull --help ends with three examples, and each one parses', async () => {
+  const h = await runCli(['pull', '--help']);
+  assert.equal(h.code, 0, h.stderr);
+  const tail = h.stdout.slice(h.stdout.lastIndexOf('\nExamples:\n'));
+  assert.ok(h.stdout.includes('\nExamples:\n'), h.stdout);
+  const commands = tail.split('\n').filter((l) => l.startsWith('  swarmpull ')).map((l) => l.trim().split(/\s+/).slice(1));
+  assert.equal(commands.length, 3, tail);
+  assert.equal(h.stdout.trimEnd().split('\n').at(-1)!.trim(), `swarmpull ${commands[2]!.join(' ')}`, 'the help ends with the examples');
+  assert.deepEqual(commands, PULL_EXAMPLES.map((e) => [...e.argv]));
+  assert.ok(commands.some((c) => c.includes('--oci') && c.includes('--json')), 'an OCI layout with --json');
+  assert.ok(commands.some((c) => c.includes('--peers-file') && c.includes('--swarm-key')), 'a fleet pull');
+  assert.ok(commands.some((c) => !c.includes('--oci') && !c.includes('-o') && !c.includes('--output')), 'a pull into docker load');
+  for (const argv of commands) {
+    // The real program's parser with the job swapped for a recorder: every flag must be known and take its value.
+    const program = buildProgram();
+    let parsed: { image: string; flags: Record<string, unknown> } | undefined;
+    program.commands.find((c) => c.name() === 'pull')!.action((image: string, flags: Record<string, unknown>) => {
+      parsed = { image, flags };
+    });
+    await program.parseAsync(argv, { from: 'user' });
+    assert.ok(parsed, argv.join(' '));
+    parseReference(parsed.image);
+    for (const [i, word] of argv.entries()) {
+      if (!word.startsWith('--')) continue;
+      const key = word.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+      const next = argv[i + 1];
+      assert.equal(parsed.flags[key], next && !next.startsWith('--') ? next : true, `${word} in ${argv.join(' ')}`);
+    }
   }
 });
