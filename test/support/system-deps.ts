@@ -32,6 +32,7 @@ export const NEEDS: readonly Need[] = [
   { command: 'openssl', pkg: 'openssl', why: 'the token server certificate', scopes: ['test'] },
   { command: 'zsh', pkg: 'zsh', why: 'completion tests', scopes: ['test'] },
   { command: 'fish', pkg: 'fish', why: 'completion tests', scopes: ['test'] },
+  { command: 'tmux', pkg: 'tmux', why: 'a terminal for the progress test', scopes: ['test'] },
 ];
 
 // apt on a slow mirror: update plus a few hundred MiB of packages (docker.io is the big one).

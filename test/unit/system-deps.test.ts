@@ -55,7 +55,7 @@ test('not root: npm run demo and npm test stop with one line naming the packages
   const path = await barePath('nobody-apt', true);
   for (const [script, pkgs] of [
     [['run', 'demo'], ['docker-registry', 'skopeo']],
-    [['test'], ['docker-registry', 'skopeo', 'umoci', 'apache2-utils', 'openssl', 'zsh', 'fish']],
+    [['test'], ['docker-registry', 'skopeo', 'umoci', 'apache2-utils', 'openssl', 'zsh', 'fish', 'tmux']],
   ] as const) {
     const r = await npmRun([...script], path, true);
     assert.notEqual(r.code, 0, r.stderr);
