@@ -37,6 +37,7 @@ export const NEEDS: readonly Need[] = [
 
 // apt on a slow mirror: update plus a few hundred MiB of packages (docker.io is the big one).
 const APT_TIMEOUT_MS = 20 * 60_000;
+const APT_LOCK_WAIT_S = 300;
 
 function onPath(command: string, path: string): boolean {
   return path.split(delimiter).some((dir) => {
@@ -66,8 +67,8 @@ function apt(args: string[]): { ok: boolean; why: string } {
     maxBuffer: 64 << 20,
   });
   if (r.status === 0) return { ok: true, why: '' };
-  const last = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').map((l) => l.trim()).filter(Boolean).at(0);
-  return { ok: false, why: r.error ? r.error.message : `exit ${r.status ?? r.signal}${last ? `: ${last}` : ''}` };
+  const first = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').map((l) => l.trim()).filter(Boolean).at(0);
+  return { ok: false, why: r.error ? r.error.message : `exit ${r.status ?? r.signal}${first ? `: ${first}` : ''}` };
 }
 
 function main(scope: Scope): number {
@@ -86,7 +87,9 @@ function main(scope: Scope): number {
   }
   const whyOf = (pkg: string) => needs.find((n) => n.pkg === pkg)!.why;
   process.stderr.write(`swarmpull: installing ${pkgs.map((p) => `${p} (${whyOf(p)})`).join(', ')} with apt-get, needed by ${what}\n`);
-  const steps = [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...pkgs]];
+  // A fresh Ubuntu runs unattended-upgrades at boot: wait for its lock rather than fail.
+  const lock = ['-o', `DPkg::Lock::Timeout=${APT_LOCK_WAIT_S}`];
+  const steps = [['update', '-qq', ...lock], ['install', '-y', '-qq', '--no-install-recommends', ...lock, ...pkgs]];
   for (const step of steps) {
     const r = apt(step);
     if (!r.ok) {
