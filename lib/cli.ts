@@ -138,6 +138,23 @@ function registryFlags(cmd: Command): Command {
     .option('--debug', 'log registry and peer decisions, and stack traces, to stderr');
 }
 
+/** The end of `swarmpull pull --help`: what each example is for, then the command (test/cli/pull.test.ts parses each). */
+export const PULL_EXAMPLES: readonly { what: string; argv: readonly string[] }[] = [
+  { what: 'into docker load (the default), progress on stderr', argv: ['pull', 'registry.example.com/team/app:1.4'] },
+  {
+    what: 'into an OCI image layout, one JSON result on stdout for Ansible',
+    argv: ['pull', 'registry.example.com/team/app:1.4', '--oci', '/srv/images', '--json'],
+  },
+  {
+    what: 'a fleet in a cloud without multicast: peers from the inventory, a private swarm',
+    argv: ['pull', 'registry.example.com/team/app:1.4', '--peers-file', '/etc/ansible/hosts', '--swarm-key', '/etc/swarmpull/swarm.key'],
+  },
+];
+
+function examplesHelp(examples: typeof PULL_EXAMPLES): string {
+  return '\nExamples:\n' + examples.map((e) => `  # ${e.what}\n  swarmpull ${e.argv.join(' ')}\n`).join('');
+}
+
 export function buildProgram(): Command {
   const program = new Command('swarmpull')
     .description('Pull a container image onto many hosts at once, swapping pieces with LAN peers.')
@@ -163,7 +180,8 @@ export function buildProgram(): Command {
       .option('-q, --quiet', 'no progress output')
       .option('--registry-only', 'fetch every byte from the registry, no peers')
       .option('--no-registry', 'fetch blobs from peers only (the manifest still comes from the registry)')
-      .option('--linger <seconds>', 'after the image is ready, keep seeding while peers still ask, at most this long', '30'),
+      .option('--linger <seconds>', 'after the image is ready, keep seeding while peers still ask, at most this long', '30')
+      .addHelpText('after', examplesHelp(PULL_EXAMPLES)),
   )).action(async (image: string, flags: PullFlags) => {
     const reference = parseReference(image);
     const output = outputSpec(flags);

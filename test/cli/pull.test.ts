@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { startRegistry, type Registry } from '../support/registry.ts';
 import { buildImage, buildMultiArch, pushImage, type FixtureImage } from '../support/fixtures.ts';
 import { runCli } from '../support/cli.ts';
+import { buildProgram, PULL_EXAMPLES } from '../../lib/cli.ts';
+import { parseReference } from '../../lib/reference.ts';
 
 const run = promisify(execFile);
 const KiB = 1024;
@@ -119,6 +121,36 @@ test('multi-arch: the host platform by default, --platform picks another; resolv
   assert.equal(armDigest.stdout.trim(), multi.platforms[1]!.manifest.digest);
 });
 
+test('--platform as operators type it (linux/aarch64, linux/x86_64, linux/armhf, arm64/v8) picks the canonical entry', async () => {
+  const multi = await buildMultiArch(join(work, 'aliases'), 'a', [
+    { layers: [8 * KiB], seed: 'al' },
+    { layers: [9 * KiB], seed: 'al', platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    { layers: [7 * KiB], seed: 'al', platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+  ]);
+  const mref = `${registry.host}/cli/aliases:a`;
+  await pushImage(multi.layoutDir, 'a', mref, { all: true });
+  const [amd64, arm64, armv7] = multi.platforms.map((p) => p.manifest.digest);
+  const store = await fresh('store');
+  const cases: [string, string, string][] = [
+    ['linux/aarch64', arm64!, 'linux/arm64/v8'],
+    ['arm64/v8', arm64!, 'linux/arm64/v8'],
+    ['linux/x86_64', amd64!, 'linux/amd64'],
+    ['linux/armhf', armv7!, 'linux/arm/v7'],
+  ];
+  for (const [typed, manifestDigest, platform] of cases) {
+    const r = await runCli(['pull', '--no-mdns', mref, '--platform', typed, '--oci', await fresh('oci'), '--store', store, '--json', '-q']);
+    assert.equal(r.code, 0, `${typed}: ${r.stderr}`);
+    assert.equal(JSON.parse(r.stdout).manifestDigest, manifestDigest, typed);
+    assert.equal(JSON.parse(r.stdout).platform, platform, typed);
+  }
+  const resolved = await runCli(['resolve', mref, '--platform', 'linux/aarch64']);
+  assert.equal(resolved.stdout.trim(), arm64, resolved.stderr);
+  // armel is arm/v6, which this index does not have: not found, naming the canonical form.
+  const armel = await runCli(['pull', '--no-mdns', mref, '--platform', 'linux/armel', '--oci', await fresh('oci'), '--store', store]);
+  assert.equal(armel.code, 3, armel.stderr);
+  assert.match(armel.stderr, /no linux\/arm\/v6 image/);
+});
+
 test('Docker schema2 images pull too', async () => {
   const v2 = `${registry.host}/cli/schema2:v1`;
   await pushImage(image.layoutDir, 'v1', v2, { format: 'v2s2' });
@@ -159,5 +191,36 @@ test('--version and --help', async () => {
   assert.equal(h.code, 0);
   for (const flag of ['--platform', '--oci', '--output', '--plain-http', '--insecure', '--creds', '--store', '--json', '--quiet', '--debug']) {
     assert.match(h.stdout, new RegExp(flag));
+  }
+});
+
+test('pull --help ends with three examples, and each one parses', async () => {
+  const h = await runCli(['pull', '--help']);
+  assert.equal(h.code, 0, h.stderr);
+  const tail = h.stdout.slice(h.stdout.lastIndexOf('\nExamples:\n'));
+  assert.ok(h.stdout.includes('\nExamples:\n'), h.stdout);
+  const commands = tail.split('\n').filter((l) => l.startsWith('  swarmpull ')).map((l) => l.trim().split(/\s+/).slice(1));
+  assert.equal(commands.length, 3, tail);
+  assert.equal(h.stdout.trimEnd().split('\n').at(-1)!.trim(), `swarmpull ${commands[2]!.join(' ')}`, 'the help ends with the examples');
+  assert.deepEqual(commands, PULL_EXAMPLES.map((e) => [...e.argv]));
+  assert.ok(commands.some((c) => c.includes('--oci') && c.includes('--json')), 'an OCI layout with --json');
+  assert.ok(commands.some((c) => c.includes('--peers-file') && c.includes('--swarm-key')), 'a fleet pull');
+  assert.ok(commands.some((c) => !c.includes('--oci') && !c.includes('-o') && !c.includes('--output')), 'a pull into docker load');
+  for (const argv of commands) {
+    // The real program's parser with the job swapped for a recorder: every flag must be known and take its value.
+    const program = buildProgram();
+    let parsed: { image: string; flags: Record<string, unknown> } | undefined;
+    program.commands.find((c) => c.name() === 'pull')!.action((image: string, flags: Record<string, unknown>) => {
+      parsed = { image, flags };
+    });
+    await program.parseAsync(argv, { from: 'user' });
+    assert.ok(parsed, argv.join(' '));
+    parseReference(parsed.image);
+    for (const [i, word] of argv.entries()) {
+      if (!word.startsWith('--')) continue;
+      const key = word.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+      const next = argv[i + 1];
+      assert.equal(parsed.flags[key], next && !next.startsWith('--') ? next : true, `${word} in ${argv.join(' ')}`);
+    }
   }
 });

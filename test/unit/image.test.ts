@@ -14,12 +14,45 @@ const blob = (mediaType: string, json: unknown) => {
 const code = (c: number) => (e: unknown) => e instanceof SwarmpullError && e.exitCode === c;
 
 test('platforms parse, format and match with implied variants', () => {
-  assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64' });
   assert.equal(formatPlatform(parsePlatform('linux/amd64')), 'linux/amd64');
   assert.ok(platformMatches({ os: 'linux', architecture: 'arm64' }, parsePlatform('linux/arm64/v8')));
   assert.ok(!platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, parsePlatform('linux/arm')));
   assert.throws(() => parsePlatform('linux'), code(ExitCode.usage));
   assert.throws(() => parsePlatform('a/b/c/d'), code(ExitCode.usage));
+  assert.throws(() => parsePlatform('toaster'), code(ExitCode.usage));
+});
+
+test('platforms as operators type them become the OCI names (containerd normalisation)', () => {
+  const canonical: [string, string][] = [
+    ['linux/aarch64', 'linux/arm64'],
+    ['linux/x86_64', 'linux/amd64'],
+    ['linux/x86-64', 'linux/amd64'],
+    ['linux/armhf', 'linux/arm/v7'],
+    ['linux/armel', 'linux/arm/v6'],
+    ['linux/arm', 'linux/arm/v7'],
+    ['linux/arm/7', 'linux/arm/v7'],
+    ['linux/arm/6', 'linux/arm/v6'],
+    ['linux/i386', 'linux/386'],
+    ['linux/aarch64/8', 'linux/arm64'],
+    ['linux/arm64/v9.0', 'linux/arm64/v9'],
+    ['linux/amd64/v1', 'linux/amd64'],
+    ['linux/amd64/v3', 'linux/amd64/v3'],
+    ['arm64/v8', 'linux/arm64'],
+    ['arm/v6', 'linux/arm/v6'],
+    ['aarch64', 'linux/arm64'],
+    ['x86_64', 'linux/amd64'],
+    ['armhf', 'linux/arm/v7'],
+    ['Linux/AMD64', 'linux/amd64'],
+  ];
+  for (const [typed, oci] of canonical) assert.equal(formatPlatform(parsePlatform(typed)), oci, typed);
+  // Index entries are matched through the same normalisation, whichever spelling either side uses.
+  assert.ok(platformMatches({ os: 'linux', architecture: 'arm64', variant: 'v8' }, parsePlatform('linux/aarch64')));
+  assert.ok(platformMatches({ os: 'linux', architecture: 'arm64' }, parsePlatform('arm64/v8')));
+  assert.ok(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, parsePlatform('linux/armhf')));
+  assert.ok(platformMatches({ os: 'linux', architecture: 'amd64' }, parsePlatform('linux/x86_64')));
+  assert.ok(!platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, parsePlatform('linux/armel')));
+  assert.ok(!platformMatches({ os: 'linux', architecture: 'arm64', variant: 'v9' }, parsePlatform('linux/aarch64')));
 });
 
 test('digests are strict sha256 (no path tricks)', () => {
