@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export type Scope = 'demo' | 'test';
 
 interface Need {
-  /** looked up on PATH, as the tests spawn it */
+  /** looked up on PATH, as the tests spawn it; or, starting with `/`, a file that must exist (a library) */
   command: string;
   /** the Debian/Ubuntu package that has it */
   pkg: string;
@@ -33,6 +33,11 @@ export const NEEDS: readonly Need[] = [
   { command: 'zsh', pkg: 'zsh', why: 'completion tests', scopes: ['test'] },
   { command: 'fish', pkg: 'fish', why: 'completion tests', scopes: ['test'] },
   { command: 'tmux', pkg: 'tmux', why: 'a terminal for the progress test', scopes: ['test'] },
+  // The arm64 binary: its code cache is made, and the binary tested, by arm64 Node under user-mode emulation; the
+  // cross packages hold its loader and C/C++ libraries (bin/build/emulator.ts).
+  { command: 'qemu-aarch64-static', pkg: 'qemu-user-static', why: 'running the arm64 binary', scopes: ['test'] },
+  { command: '/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1', pkg: 'libc6-arm64-cross', why: "the arm64 binary's C library", scopes: ['test'] },
+  { command: '/usr/aarch64-linux-gnu/lib/libstdc++.so.6', pkg: 'libstdc++6-arm64-cross', why: "the arm64 binary's C++ library", scopes: ['test'] },
 ];
 
 // apt on a slow mirror: update plus a few hundred MiB of packages (docker.io is the big one).
@@ -40,6 +45,7 @@ const APT_TIMEOUT_MS = 20 * 60_000;
 const APT_LOCK_WAIT_S = 300;
 
 function onPath(command: string, path: string): boolean {
+  if (command.startsWith('/')) return exists(command);
   return path.split(delimiter).some((dir) => {
     if (!dir) return false;
     try {
@@ -49,6 +55,15 @@ function onPath(command: string, path: string): boolean {
       return false;
     }
   });
+}
+
+function exists(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The needs of `scope` whose command is not on `path`. */
