@@ -11,12 +11,15 @@ import { throttle, type RateLimit } from '../rate-limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
 import { BLOCK_SIZE } from '../store/pieces.ts';
 import { bencodeProblem, decodeBencode } from './safe-bencode.ts';
+import { dialableFromNetwork } from './candidates.ts';
 import { checkProof, proof } from './swarm-key.ts';
 import { processUploads, type UploadBudget } from './upload-budget.ts';
 
 const EXT = 'swarmpull';
 /** the largest message we accept: a block plus headers, or an extension message (bitfields are smaller) */
 const MAX_MESSAGE = 64 * 1024;
+/** addresses read from one peer-exchange message: as many as a swarm may have peers (MAX_PEERS_PER_BLOB) */
+const MAX_PEX_PER_MESSAGE = 32;
 /** requests a peer may have outstanding with us; more is abuse */
 const MAX_PEER_REQUESTS = 512;
 /**
@@ -293,7 +296,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (type === 'claim' && Array.isArray(msg.p)) {
       this.emit('claim', msg.p.slice(0, 64).filter((p): p is number => Number.isInteger(p) && p >= 0 && p < ctx.pieceCount));
     } else if (type === 'pex' && Array.isArray(msg.peers)) {
-      const peers = msg.peers.slice(0, 50).map(asString).map(parseHostPort).filter((p) => p !== null);
+      const peers = msg.peers.slice(0, MAX_PEX_PER_MESSAGE).map(asString).map(parseHostPort).filter((p) => p !== null);
       this.emit('pex', peers);
     }
   }
@@ -628,9 +631,10 @@ function asString(v: unknown): string {
   return '';
 }
 
+/** `a.b.c.d:port` of a peer another peer told us of, or null: not loopback, broadcast, multicast (candidates.ts) */
 function parseHostPort(s: string): { host: string; port: number } | null {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
-  if (!m) return null;
+  if (!m || !dialableFromNetwork(m[1]!)) return null;
   const port = Number(m[2]);
   return port > 0 && port < 65536 ? { host: m[1]!, port } : null;
 }

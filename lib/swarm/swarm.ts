@@ -7,6 +7,7 @@ import type { Descriptor } from '../image/types.ts';
 import type { RateLimit } from '../rate-limit.ts';
 import { BLOCK_SIZE, pieceLength } from '../store/pieces.ts';
 import { BlobSwarm } from './blob-swarm.ts';
+import { DialBudget, dialableFromNetwork } from './candidates.ts';
 import { DigestSearch } from './digest-search.ts';
 import { swarmId } from './ids.ts';
 import { MdnsDiscovery } from './mdns.ts';
@@ -82,6 +83,8 @@ export class Swarm {
   private readonly connecting = new Map<string, number>();
   /** per topic, peers that became ready since its last peer exchange to every peer */
   private readonly pexNews = new Map<Topic, Set<Peer>>();
+  /** dials that peers and mDNS senders may make us make */
+  private readonly dialBudget = new DialBudget();
   private lastUpload = 0;
   private stopped = false;
 
@@ -113,10 +116,10 @@ export class Swarm {
     this.port = (server.address() as { port: number }).port;
     if (this.opts.mdns) {
       const mdns = new MdnsDiscovery({ port: this.port, log: this.opts.log, ...(this.opts.interfaceAddress ? { interfaceAddress: this.opts.interfaceAddress } : {}) });
-      mdns.on('peer', (id, peer) => {
+      mdns.on('peer', (id, peer, source) => {
         const key = id.toString('hex');
         const topic = this.blobs.get(key) ?? this.searches.get(key);
-        if (topic) this.dial(topic, peer.host, peer.port);
+        if (topic) this.dial(topic, peer.host, peer.port, source);
       });
       await mdns.start();
       this.mdns = mdns;
@@ -223,9 +226,14 @@ export class Swarm {
     });
   }
 
-  /** Connect to a peer for a blob, unless already connected to that address. */
-  dial(blob: Topic, host: string, port: number): void {
+  /**
+   * Connect to a peer for a blob, unless already connected to that address. `learnedFrom`: the address of the peer
+   * or mDNS sender that told us of it (not the operator): then the address must be dialable from the network
+   * (candidates.ts; mDNS checked its own loopback exception) and within that source's dial budget.
+   */
+  dial(blob: Topic, host: string, port: number, learnedFrom?: { source: string; via: 'pex' | 'mdns' }): void {
     if (this.stopped || blob.peers.size >= MAX_PEERS_PER_BLOB || this.sockets.size >= MAX_CONNECTIONS) return;
+    if (learnedFrom?.via === 'pex' && !dialableFromNetwork(host)) return;
     const key = blob.infoHash.toString('hex');
     let dialed = this.dialed.get(key);
     if (!dialed) this.dialed.set(key, (dialed = new Set()));
@@ -235,6 +243,7 @@ export class Swarm {
     // Already connected the other way (peer exchange names peers that dialled us): a second connection would be
     // closed as a duplicate, and with it whatever the first one was fetching.
     for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
+    if (learnedFrom && !this.dialBudget.allow(learnedFrom.source, key, addr)) return;
     dialed.add(addr);
     this.connecting.set(key, (this.connecting.get(key) ?? 0) + 1);
     let connecting = true;
@@ -291,7 +300,7 @@ export class Swarm {
     peer.on('pex', (addrs) => {
       // A complete blob needs no more peers: those that need it will come.
       if (blob.complete) return;
-      for (const a of addrs) this.dial(blob, a.host, a.port);
+      for (const a of addrs) this.dial(blob, a.host, a.port, { source: peer.host, via: 'pex' });
     });
     peer.on('upload', () => (this.lastUpload = Date.now()));
     return true;
