@@ -7,6 +7,7 @@ import type { Descriptor } from '../image/types.ts';
 import type { RateLimit } from '../rate-limit.ts';
 import { BLOCK_SIZE, pieceLength } from '../store/pieces.ts';
 import { BlobSwarm } from './blob-swarm.ts';
+import { CappedSet } from './capped-set.ts';
 import { DialBudget, dialableFromNetwork } from './candidates.ts';
 import { DigestSearch } from './digest-search.ts';
 import { swarmId } from './ids.ts';
@@ -33,6 +34,11 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * tried again later.
  */
 const PENALTY_MS = 30_000;
+/**
+ * Peer ids remembered as seen: a `serve` runs for months and every connection may bring a fresh id. Far above what a
+ * pull sees (a fleet's hosts, each with one id per process), so a pull's `--json` count is exact.
+ */
+const MAX_PEERS_SEEN = 4096;
 /** how long a blob's download waits for a first peer before it starts on the registry (see BlobSwarm) */
 const WAIT_FOR_PEERS_MS = 300;
 /** peers that became ready within this long are told to the blob's other peers in one message each */
@@ -61,8 +67,8 @@ type Topic = Pick<BlobSwarm, 'infoHash' | 'peers' | 'bannedPeers' | 'complete' |
 export class Swarm {
   readonly peerId = randomBytes(20);
   readonly registrySlots: Slots;
-  /** every peer id we completed a handshake with */
-  readonly peersSeen = new Set<string>();
+  /** peer ids we completed a handshake with (`--json`'s peers seen), up to MAX_PEERS_SEEN */
+  readonly peersSeen = new CappedSet<string>(MAX_PEERS_SEEN);
   port = 0;
   private readonly opts: SwarmOptions;
   private readonly blobs = new Map<string, BlobSwarm>();
