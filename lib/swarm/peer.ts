@@ -355,7 +355,10 @@ export class Peer extends EventEmitter<PeerEvents> {
   private onRequest(piece: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void): void {
     const ctx = this.ctx;
     if (!ctx || !this.ready) return respond(new Error('not ready'));
-    if (this.wire.peerRequests.length > MAX_PEER_REQUESTS) return this.fault('too many outstanding requests');
+    if (this.wire.peerRequests.length > MAX_PEER_REQUESTS) {
+      // Its answers waiting on its socket hold its share of memory and its requests wait unread: it does not read.
+      return this.fault(this.unsent.size > 0 ? `asks faster than it reads (${MAX_PEER_REQUESTS} requests waiting)` : 'too many outstanding requests');
+    }
     const bad =
       piece < 0 || piece >= ctx.pieceCount || length <= 0 || length > BLOCK_SIZE || offset < 0 || offset + length > ctx.pieceLength(piece);
     if (bad || !ctx.ourBits().get(piece)) return respond(new Error('cannot serve that'));
