@@ -249,7 +249,10 @@ export class Swarm {
     // Already connected the other way (peer exchange names peers that dialled us): a second connection would be
     // closed as a duplicate, and with it whatever the first one was fetching.
     for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
-    if (learnedFrom && !this.dialBudget.allow(learnedFrom.source, key, addr)) return;
+    // A peer's budget covers all it tells us; an mDNS sender's is per swarm, as an honest host answers once for each
+    // blob it holds (an image of many layers from one host) and each lookup reports a peer only once.
+    const source = learnedFrom?.via === 'mdns' ? `mdns ${learnedFrom.source} ${key}` : `pex ${learnedFrom?.source}`;
+    if (learnedFrom && !this.dialBudget.allow(source, key, addr)) return;
     dialed.add(addr);
     this.connecting.set(key, (this.connecting.get(key) ?? 0) + 1);
     let connecting = true;
