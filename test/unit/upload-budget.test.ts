@@ -9,7 +9,9 @@ const KiB = 1024;
 test('bounds per process and per address; a waiter is woken when bytes come back; buffers are reused', async () => {
   const b = new UploadBudget(256 * KiB, 64 * KiB);
   let woken = 0;
+  // one per connection
   const wake = () => woken++;
+  const wake2 = () => woken++;
   const a1 = b.take('10.0.0.1', 48 * KiB, wake)!;
   assert.equal(a1.length, 48 * KiB);
   // the address's bound: 48 + 32 > 64
@@ -18,11 +20,11 @@ test('bounds per process and per address; a waiter is woken when bytes come back
   const big = b.take('10.0.0.2', 128 * KiB, wake)!;
   assert.equal(big.length, 128 * KiB);
   // the process's bound: 48 + 128 + 96 > 256
-  assert.equal(b.take('10.0.0.3', 96 * KiB, wake), null);
+  assert.equal(b.take('10.0.0.3', 96 * KiB, wake2), null);
   assert.equal(b.bytes, 176 * KiB);
   b.give('10.0.0.1', a1, true);
   await new Promise((r) => setImmediate(r));
-  assert.equal(woken, 2, 'both waiters woken once');
+  assert.equal(woken, 2, 'each waiter woken once');
   // the buffer given back is the one taken next for that size
   assert.equal(b.take('10.0.0.4', 48 * KiB, wake), a1);
   assert.equal(b.bytes, 176 * KiB);
