@@ -617,6 +617,8 @@ export class BlobSwarm {
    * pins memory no answer accounts for, and the page cache already holds what peers ask for again.
    */
   private readBlock(piece: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    // (A read waiting for upload tokens holds its buffer, counted in the upload budget: the connection's bound keeps
+    // that to a few MiB.)
     const limit = this.opts.uploadLimit;
     if (limit) return limit.take(length).then(() => this.readFromDisk(piece, offset, length, into));
     return this.readFromDisk(piece, offset, length, into);
