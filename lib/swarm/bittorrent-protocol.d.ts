@@ -23,6 +23,8 @@ declare module 'bittorrent-protocol' {
     peerPieces: PeerPieces;
     requests: Request[];
     peerRequests: Request[];
+    /** bytes of piece data sent (the library counts each answer it queues) */
+    uploaded: number;
     extendedMapping: Record<number, string>;
     /** the peer's extended-message ids by name, from its extended handshake */
     peerExtendedMapping: Record<string, number>;

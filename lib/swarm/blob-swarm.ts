@@ -42,7 +42,6 @@ const MAX_UNVERIFIED_ROUNDS = 5;
 /** after the registry's final word on a blob (the client's own retries are spent), leave it alone this long while
  *  peers may still serve: never a storm of requests the registry already refused */
 const REGISTRY_PAUSE_MS = 5_000;
-const UPLOAD_CACHE_PIECES = 8;
 
 export interface RegistrySource {
   readRange(start: number, end: number, onData: (chunk: Buffer, offset: number) => Promise<void>, signal: AbortSignal): Promise<void>;
@@ -139,7 +138,6 @@ export class BlobSwarm {
   private hashing: Promise<Buffer> | null = null;
   /** pieces from peers on their way to the disk */
   private readonly writing = new Set<number>();
-  private readonly uploadCache = new Map<number, Promise<Buffer>>();
   /** peers whose bitfield and registry claims we know (their first claim message came, even an empty one) */
   private readonly synced = new Set<Peer>();
   private scheduled = false;
@@ -202,7 +200,7 @@ export class BlobSwarm {
       // told to peers: one that knows only the digest (a manifest pulled by digest) learns the size from us
       size: this.desc.size,
       ourBits: () => this.have,
-      readBlock: (piece, offset, length) => this.readBlock(piece, offset, length),
+      readBlock: (piece, offset, length, into) => this.readBlock(piece, offset, length, into),
     };
   }
 
@@ -329,7 +327,6 @@ export class BlobSwarm {
     }
     this.reader = await open(partial.path, 'r');
     partial.onPiece = (i) => {
-      this.uploadCache.delete(i);
       for (const peer of this.peers.values()) peer.have(i);
       // Endgame duplicates still under way are no longer needed.
       for (const peer of this.fetching.get(i) ?? []) peer.cancelPiece(i);
@@ -794,34 +791,26 @@ export class BlobSwarm {
     if (blame.scope === 'process') this.opts.onPeerBanned?.(blame.host, blame.why);
   }
 
-  /** Read a block for an upload; a whole piece is read once and its blocks answered from memory. */
-  private readBlock(piece: number, offset: number, length: number): Promise<Buffer> {
-    // Tokens first, then the read: a block waiting for its turn holds no memory.
+  /**
+   * Read bytes of a piece for an upload: what the peer asked for (a block, or the blocks of a piece asked for
+   * together), into the buffer the peer took for it (peer.ts, upload-budget.ts). No cache: a buffer kept for others
+   * pins memory no answer accounts for, and the page cache already holds what peers ask for again.
+   */
+  private readBlock(piece: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    // (A read waiting for upload tokens holds its buffer, counted in the upload budget: the connection's bound keeps
+    // that to a few MiB.)
     const limit = this.opts.uploadLimit;
-    if (limit) return limit.take(length).then(() => this.readCachedBlock(piece, offset, length));
-    return this.readCachedBlock(piece, offset, length);
+    if (limit) return limit.take(length).then(() => this.readFromDisk(piece, offset, length, into));
+    return this.readFromDisk(piece, offset, length, into);
   }
 
-  private readCachedBlock(piece: number, offset: number, length: number): Promise<Buffer> {
-    let cached = this.uploadCache.get(piece);
-    if (!cached) {
-      const reader = this.reader;
-      if (!reader) return Promise.reject(new Error('nothing to serve'));
-      const { start, end } = pieceRange(this.layout, piece);
-      const buf = Buffer.allocUnsafe(end - start);
-      cached = reader.read(buf, 0, buf.length, start).then(({ bytesRead }) => {
-        if (bytesRead !== buf.length) throw new Error('short read');
-        return buf;
-      });
-      cached.catch(() => this.uploadCache.delete(piece));
-      this.uploadCache.set(piece, cached);
-      if (this.uploadCache.size > UPLOAD_CACHE_PIECES) this.uploadCache.delete(this.uploadCache.keys().next().value!);
-    } else {
-      // keep recently used pieces at the end (LRU)
-      this.uploadCache.delete(piece);
-      this.uploadCache.set(piece, cached);
-    }
-    return cached.then((buf) => buf.subarray(offset, offset + length));
+  private async readFromDisk(piece: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const reader = this.reader;
+    if (!reader) throw new Error('nothing to serve');
+    const buf = into?.length === length ? into : Buffer.allocUnsafe(length);
+    const { bytesRead } = await reader.read(buf, 0, length, pieceRange(this.layout, piece).start + offset);
+    if (bytesRead !== length) throw new Error('short read');
+    return buf;
   }
 
   async close(): Promise<void> {

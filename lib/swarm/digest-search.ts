@@ -12,6 +12,12 @@ import type { Peer, PeerContext } from './peer.ts';
 
 /** pieces asked of the holder at once (64 blocks; a manifest is at most a few hundred blocks) */
 const PIECES_IN_FLIGHT = 4;
+/**
+ * A holder has this long to send the whole blob, then the next holder is asked: a manifest is at most 4 MiB, well
+ * under a second on a LAN, while a holder answering one block every few seconds is never silent long enough for the
+ * wire's timeouts (peer.ts) and kept the search on it for 30 s, twice the time a pull gives the search (15 s).
+ */
+export const HOLDER_DEADLINE_MS = 5_000;
 
 export interface DigestSearchOptions {
   digest: string;
@@ -90,12 +96,17 @@ export class DigestSearch {
     return true;
   }
 
-  /** Fetch the whole blob from the next holder, one holder at a time, until one's bytes match the digest. */
+  /**
+   * Fetch the whole blob from the next holder, one holder at a time (each within HOLDER_DEADLINE_MS), until one's
+   * bytes match the digest.
+   */
   private async next(): Promise<void> {
     if (this.busy || this.done) return;
     const peer = this.holders.shift();
     if (!peer) return;
     this.busy = true;
+    // Closing the holder fails its requests, and with them this fetch.
+    const deadline = setTimeout(() => peer.close(`sent no whole blob within ${HOLDER_DEADLINE_MS / 1000} s`), HOLDER_DEADLINE_MS);
     try {
       const body = await this.fetchWhole(peer);
       if (this.done) return;
@@ -109,6 +120,7 @@ export class DigestSearch {
     } catch (err) {
       this.opts.debug(`${this.short}: peer ${peer.host} could not send it: ${(err as Error).message}`);
     } finally {
+      clearTimeout(deadline);
       this.busy = false;
     }
     void this.next();

@@ -15,6 +15,7 @@ import type { RemoteInfo } from 'node:dgram';
 import makeMdns from 'multicast-dns';
 import type { MulticastDNS } from 'multicast-dns';
 import type { Answer, Question } from 'dns-packet';
+import { dialableFromNetwork, isLoopback, onLink } from './candidates.ts';
 import { SERVICE, subtypeLabel, subtypeName } from './ids.ts';
 
 export interface Peer {
@@ -57,10 +58,18 @@ const ANSWERS_PER_PACKET = 8;
 const MAX_RECORDS = 256;
 /** RFC 6762 §6: do not multicast the same record again within a second, whoever asks. */
 const MULTICAST_HOLDOFF = 1000;
+/** Peers taken from one packet: an honest responder describes itself (one instance); 256 records made ~127 dials. */
+const PEERS_PER_PACKET = 8;
 
 const SUBTYPE_RE = /^_([a-z2-7]{32})\._sub\._swarmpull\._tcp\.local\.?$/;
 
-export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer] }> {
+/** Who told us of a peer: the source address of the mDNS packet (for the dial budget, candidates.ts). */
+export interface Teller {
+  source: string;
+  via: 'mdns';
+}
+
+export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer, from: Teller] }> {
   readonly address: string;
   /** our DNS-SD instance name and SRV target; the random part tells two processes on one host apart */
   readonly instance: string;
@@ -79,6 +88,8 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
   private answerTimer: NodeJS.Timeout | undefined;
   private queryTimer: NodeJS.Timeout | undefined;
   private readonly logged = new Set<string>(); // log each kind of trouble once, not once per packet
+  /** the subnet of our interface (its netmask from os.networkInterfaces): packets from elsewhere are ignored */
+  private readonly netmask: string;
 
   constructor(opts: MdnsOptions) {
     super();
@@ -90,6 +101,8 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
     this.log = opts.log ?? (() => {});
     this.address = opts.interfaceAddress ?? defaultAddress();
     if (!isIPv4(this.address)) throw new RangeError(`interface address must be IPv4, got ${this.address}`);
+    // An address that is not this host's has no subnet: then only packets from itself (none) are on-link.
+    this.netmask = netmaskOf(this.address) ?? '255.255.255.255';
     // Namespaces and containers share the hostname, so the port and a random part make the name unique.
     const host = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40) || 'host';
     const label = `${host}-${this.port}-${randomBytes(4).toString('hex')}`;
@@ -213,6 +226,7 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
   // ---- queries we answer -----------------------------------------------------------------------------------
 
   private onQuery(packet: unknown, rinfo: RemoteInfo): void {
+    if (!this.onLink(rinfo.address)) return; // RFC 6762 §11: a unicast query from off the link gets no answer
     const questions = listOf(packet, 'questions').slice(0, MAX_RECORDS);
     const asked: Question[] = [];
     for (const q of questions) {
@@ -284,6 +298,10 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
 
   private onResponse(packet: unknown, rinfo: RemoteInfo): void {
     if (this.lookups.size === 0) return;
+    if (!this.onLink(rinfo.address)) {
+      this.logOnce('off-link', `mdns: ignoring answers from ${rinfo.address}, outside ${this.address}/${this.netmask}`);
+      return;
+    }
     const records = [...listOf(packet, 'answers'), ...listOf(packet, 'additionals')].slice(0, MAX_RECORDS).filter(isRecord);
     // index SRV and A by lowercased owner name (DNS names compare case-insensitively); first valid one wins
     const srvs = new Map<string, { port: number; target: string }>();
@@ -300,7 +318,9 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
         addrs.set(name, r.data);
       }
     }
+    let peers = 0;
     for (const r of records) {
+      if (peers >= PEERS_PER_PACKET) break;
       if (r.type !== 'PTR' || typeof r.data !== 'string' || r.ttl === 0) continue;
       const lookup = this.lookups.get(labelOf(r.name) ?? '');
       if (!lookup) continue;
@@ -308,11 +328,14 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
       if (instance === this.instance) continue; // our own answer, looped back
       const srv = srvs.get(instance);
       const host = srv && addrs.get(srv.target);
-      if (srv && host) this.found(lookup, host, srv.port);
+      if (srv && host) {
+        peers++;
+        this.found(lookup, host, srv.port, rinfo.address);
+      }
     }
   }
 
-  private found(lookup: Lookup, host: string, port: number): void {
+  private found(lookup: Lookup, host: string, port: number, source: string): void {
     if (host === this.address && port === this.port) return; // us under another name: a replay
     const key = `${host}:${port}`;
     if (lookup.peers.has(key)) return;
@@ -321,7 +344,12 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer]
       return;
     }
     lookup.peers.add(key);
-    this.emit('peer', lookup.id, { host, port });
+    this.emit('peer', lookup.id, { host, port }, { source, via: 'mdns' });
+  }
+
+  /** A packet from our interface's subnet, or from this host (over loopback, or our own address). */
+  private onLink(source: string): boolean {
+    return source === this.address || isLoopback(source) || onLink(source, { address: this.address, netmask: this.netmask });
   }
 
   // ---- trouble ---------------------------------------------------------------------------------------------
@@ -358,16 +386,20 @@ function labelOf(name: unknown): string | undefined {
 }
 
 /**
- * Only plain unicast IPv4 addresses are dialled: not 0/8, multicast or reserved (224/3). A loopback address
- * is believed only from a packet that itself came over loopback: a LAN host must not point us at our own
- * local services.
+ * Only addresses dialable from the network (candidates.ts). A loopback address is believed only from a packet that
+ * itself came over loopback, from this host (mDNS on a host without a LAN interface): a LAN host must not point us
+ * at our own local services.
  */
 function usableAddress(a: string, from: string): boolean {
-  if (!isIPv4(a)) return false;
-  const first = Number(a.split('.')[0]);
-  if (first === 0 || first >= 224) return false;
-  if (first === 127) return from.startsWith('127.');
-  return true;
+  return dialableFromNetwork(a) || (isLoopback(a) && isLoopback(from));
+}
+
+/** The netmask of one of this host's IPv4 addresses, if it is one. */
+function netmaskOf(address: string): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && i.address === address) return i.netmask;
+  }
+  return undefined;
 }
 
 function defaultAddress(): string {

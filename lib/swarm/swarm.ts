@@ -7,6 +7,8 @@ import type { Descriptor } from '../image/types.ts';
 import type { RateLimit } from '../rate-limit.ts';
 import { BLOCK_SIZE, pieceLength } from '../store/pieces.ts';
 import { BlobSwarm } from './blob-swarm.ts';
+import { CappedSet } from './capped-set.ts';
+import { DialBudget, dialableFromNetwork } from './candidates.ts';
 import { DigestSearch } from './digest-search.ts';
 import { swarmId } from './ids.ts';
 import { MdnsDiscovery } from './mdns.ts';
@@ -32,6 +34,11 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * tried again later. Keyed by address: a peer chooses its id and port, not its address on the LAN.
  */
 const PENALTY_MS = 30_000;
+/**
+ * Peer ids remembered as seen: a `serve` runs for months and every connection may bring a fresh id. Far above what a
+ * pull sees (a fleet's hosts, each with one id per process), so a pull's `--json` count is exact.
+ */
+const MAX_PEERS_SEEN = 4096;
 /** how long a blob's download waits for a first peer before it starts on the registry (see BlobSwarm) */
 const WAIT_FOR_PEERS_MS = 300;
 /** peers that became ready within this long are told to the blob's other peers in one message each */
@@ -66,8 +73,8 @@ function readyPeers(topic: Topic): number {
 export class Swarm {
   readonly peerId = randomBytes(20);
   readonly registrySlots: Slots;
-  /** every peer id we completed a handshake with */
-  readonly peersSeen = new Set<string>();
+  /** peer ids we completed a handshake with (`--json`'s peers seen), up to MAX_PEERS_SEEN */
+  readonly peersSeen = new CappedSet<string>(MAX_PEERS_SEEN);
   port = 0;
   private readonly opts: SwarmOptions;
   private readonly blobs = new Map<string, BlobSwarm>();
@@ -88,6 +95,8 @@ export class Swarm {
   private readonly connecting = new Map<string, number>();
   /** per topic, peers that became ready since its last peer exchange to every peer */
   private readonly pexNews = new Map<Topic, Set<Peer>>();
+  /** dials that peers and mDNS senders may make us make */
+  private readonly dialBudget = new DialBudget();
   private lastUpload = 0;
   private stopped = false;
 
@@ -119,10 +128,10 @@ export class Swarm {
     this.port = (server.address() as { port: number }).port;
     if (this.opts.mdns) {
       const mdns = new MdnsDiscovery({ port: this.port, log: this.opts.log, ...(this.opts.interfaceAddress ? { interfaceAddress: this.opts.interfaceAddress } : {}) });
-      mdns.on('peer', (id, peer) => {
+      mdns.on('peer', (id, peer, source) => {
         const key = id.toString('hex');
         const topic = this.blobs.get(key) ?? this.searches.get(key);
-        if (topic) this.dial(topic, peer.host, peer.port);
+        if (topic) this.dial(topic, peer.host, peer.port, source);
       });
       await mdns.start();
       this.mdns = mdns;
@@ -230,9 +239,14 @@ export class Swarm {
     });
   }
 
-  /** Connect to a peer for a blob, unless already connected to that address. */
-  dial(blob: Topic, host: string, port: number): void {
+  /**
+   * Connect to a peer for a blob, unless already connected to that address. `learnedFrom`: the address of the peer
+   * or mDNS sender that told us of it (not the operator): then the address must be dialable from the network
+   * (candidates.ts; mDNS checked its own loopback exception) and within that source's dial budget.
+   */
+  dial(blob: Topic, host: string, port: number, learnedFrom?: { source: string; via: 'pex' | 'mdns' }): void {
     if (this.stopped || readyPeers(blob) >= MAX_PEERS_PER_BLOB || this.sockets.size >= MAX_CONNECTIONS) return;
+    if (learnedFrom?.via === 'pex' && !dialableFromNetwork(host)) return;
     const key = blob.infoHash.toString('hex');
     let dialed = this.dialed.get(key);
     if (!dialed) this.dialed.set(key, (dialed = new Set()));
@@ -242,6 +256,10 @@ export class Swarm {
     // Already connected the other way (peer exchange names peers that dialled us): a second connection would be
     // closed as a duplicate, and with it whatever the first one was fetching.
     for (const p of blob.peers.values()) if (!p.isClosed && p.host === host && p.listenPort === port) return;
+    // A peer's budget covers all it tells us; an mDNS sender's is per swarm, as an honest host answers once for each
+    // blob it holds (an image of many layers from one host) and each lookup reports a peer only once.
+    const source = learnedFrom?.via === 'mdns' ? `mdns ${learnedFrom.source} ${key}` : `pex ${learnedFrom?.source}`;
+    if (learnedFrom && !this.dialBudget.allow(source, key, addr)) return;
     dialed.add(addr);
     this.connecting.set(key, (this.connecting.get(key) ?? 0) + 1);
     let connecting = true;
@@ -298,7 +316,7 @@ export class Swarm {
     peer.on('pex', (addrs) => {
       // A complete blob needs no more peers: those that need it will come.
       if (blob.complete) return;
-      for (const a of addrs) this.dial(blob, a.host, a.port);
+      for (const a of addrs) this.dial(blob, a.host, a.port, { source: peer.host, via: 'pex' });
     });
     peer.on('upload', () => (this.lastUpload = Date.now()));
     return true;

@@ -2,6 +2,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { canUseNetns, createLan, type Lan } from '../support/netns.ts';
 import { subtypeName } from '../../lib/swarm/ids.ts';
 import { MdnsDiscovery } from '../../lib/swarm/mdns.ts';
@@ -158,5 +159,47 @@ describe('hostile packets', { skip }, () => {
     await noRoute.waitForPeers(C, [at(0), at(2)], 3000);
     assert.deepEqual(new Set(victim.peers(C)), new Set([at(2), at(4)]));
     assert.ok(victim.alive);
+  });
+});
+
+describe('answers from off the link, and packets naming many peers', { skip }, () => {
+  const peerHosts = peerLan(3);
+  const ANSWER_SCRIPT = fileURLToPath(new URL('./fixtures/mdns-answer.ts', import.meta.url));
+  /** from host 1 (its address `from`) to host `to`, by unicast: `count` peers of swarm `id` at host 1's address */
+  const sendAnswer = async (lan: Lan, id: string, o: { from: string; to: number; port: number; count?: number }) => {
+    const { from, port, count = 1 } = o;
+    const args = [ANSWER_SCRIPT, '--from', from, '--to', lan.hosts[o.to]!.address, '--subtype', subtypeName(Buffer.from(id, 'hex')), '--port', String(port), '--address', lan.hosts[1]!.address, '--count', String(count)];
+    const r = await lan.exec(1, process.execPath, args, { timeoutMs: 10_000 });
+    assert.equal(r.code, 0, r.stderr);
+  };
+
+  test('a unicast answer from an address outside the interface subnet is ignored; the same from on the link is taken', async () => {
+    const C = newId();
+    const lan = peerHosts.lan();
+    const h = lan.hosts;
+    const victim = peerHosts.start(0, ['--lookup', C]);
+    await victim.waitFor('ready', (e) => e.ev === 'ready', 5000);
+    // h1 also holds an address of another subnet; h0 routes that subnet to the LAN, so its kernel takes the packets
+    // (reverse-path filter) and only swarmpull's own check can refuse them.
+    const offLink = '10.99.0.1';
+    await lan.exec(1, 'ip', ['addr', 'add', `${offLink}/32`, 'dev', 'eth0']);
+    await lan.exec(0, 'ip', ['route', 'add', '10.99.0.0/24', 'dev', 'eth0']);
+    const send = (from: string, port: number) => sendAnswer(lan, C, { from, to: 0, port });
+    await send(offLink, 7777);
+    await send(h[1]!.address, 7778);
+    await victim.waitForPeers(C, [`${h[1]!.address}:7778`], 3000);
+    assert.deepEqual([...victim.peers(C)], [`${h[1]!.address}:7778`], 'an answer from off the link was taken');
+    assert.ok(victim.logs().some((m) => m.includes(`ignoring answers from ${offLink}`)), JSON.stringify(victim.logs()));
+  });
+
+  test('one packet naming 40 peers: at most 8 of them are taken (each a dial on every host that looks the swarm up)', async () => {
+    const D = newId();
+    const lan = peerHosts.lan();
+    const victim = peerHosts.start(2, ['--lookup', D, '--max-peers', '1000']);
+    await victim.waitFor('ready', (e) => e.ev === 'ready', 5000);
+    await sendAnswer(lan, D, { from: lan.hosts[1]!.address, to: 2, port: 8000, count: 40 });
+    await victim.waitFor('a peer', (e) => e.ev === 'peer' && e.id === D, 3000);
+    await sleep(500);
+    assert.equal(victim.peers(D).size, 8, JSON.stringify([...victim.peers(D)]));
   });
 });
