@@ -69,7 +69,13 @@ export class RegistryClient {
     this.schemeKnown = this.plainHttp || !isLoopbackHost(host);
     this.log = opts.log ?? (() => {});
     this.retry = { retries: opts.retries ?? 5, backoffMs: opts.backoffMs ?? 500, log: this.log, onRetry: opts.onRetry };
-    this.http = new Http({ insecure: opts.insecure ?? false, timeoutMs: opts.timeoutMs ?? 30_000, log: this.log, ...(opts.certsD ? { certsD: opts.certsD } : {}) });
+    this.http = new Http({
+      insecure: opts.insecure ?? false,
+      timeoutMs: opts.timeoutMs ?? 30_000,
+      log: this.log,
+      registryHost: host,
+      ...(opts.certsD ? { certsD: opts.certsD } : {}),
+    });
     this.auth = new Authenticator({
       registry: opts.registry,
       http: this.http,

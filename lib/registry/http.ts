@@ -20,6 +20,9 @@ export interface HttpOptions {
   timeoutMs: number;
   /** certs.d roots (tls-trust.ts certsDRoots) */
   certsD?: string[];
+  /** host[:port] of the registry: its certs.d directory counts for every host it sends us to (token server,
+   *  storage), as with docker, whose one transport per registry carries that registry's TLS settings */
+  registryHost?: string;
   log?: (msg: string) => void;
 }
 
@@ -34,6 +37,9 @@ export class Http {
   private readonly opts: HttpOptions;
   /** per host:port, read on the first connection to it */
   private readonly trust = new Map<string, { trust: HostTrust; context: SecureContext; connect: buildConnector.connector }>();
+  /** A TLS alert a server sent after our side of the handshake was done (TLS 1.3: "no client certificate"): undici
+   *  then reports only "other side closed", so the alert is kept here to say what happened. */
+  private readonly tlsAlerts = new Map<string, Error>();
 
   constructor(opts: HttpOptions) {
     this.opts = opts;
@@ -46,7 +52,13 @@ export class Http {
         } catch (err) {
           return callback(err as Error, null);
         }
-        connect(o, callback);
+        connect(o, (...args) => {
+          const hostPort = o.port ? `${o.hostname}:${o.port}` : o.hostname;
+          args[1]?.on('error', (e: Error & { code?: string }) => {
+            if (e.code?.startsWith('ERR_SSL_')) this.tlsAlerts.set(hostPort, e);
+          });
+          callback(...args);
+        });
       },
       allowH2: ALLOW_HTTP2,
       headersTimeout: opts.timeoutMs,
@@ -65,7 +77,14 @@ export class Http {
     const hostPort = port && port !== '443' ? `${hostname}:${port}` : hostname;
     let entry = this.trust.get(hostPort);
     if (!entry) {
-      const trust = readCertsD(hostPort, this.opts.certsD ?? certsDRoots());
+      const roots = this.opts.certsD ?? certsDRoots();
+      const own = readCertsD(hostPort, roots);
+      const registry = this.opts.registryHost && this.opts.registryHost !== hostPort ? readCertsD(this.opts.registryHost, roots) : undefined;
+      const trust = !registry ? own : {
+        cas: [...own.cas, ...registry.cas],
+        dirs: [...own.dirs, ...registry.dirs],
+        ...(own.client ?? registry.client ? { client: own.client ?? registry.client! } : {}),
+      };
       if (trust.dirs.length) this.opts.log?.(`tls: ${hostPort}: ${trust.cas.length} CA(s)${trust.client ? ', a client certificate' : ''} from ${trust.dirs.join(', ')}`);
       const context = secureContextFor(trust);
       entry = { trust, context, connect: buildConnector({ ...base, secureContext: context, rejectUnauthorized: !this.opts.insecure }) };
@@ -86,7 +105,9 @@ export class Http {
         signal: opts.signal ?? null,
       });
     } catch (err) {
-      throw networkError(err, url.host, opts.signal, this.clientCertificate(url.host));
+      const alert = this.tlsAlerts.get(url.host);
+      this.tlsAlerts.delete(url.host);
+      throw networkError(alert ?? err, url.host, opts.signal, this.clientCertificate(url.host));
     }
   }
 
