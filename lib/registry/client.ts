@@ -8,6 +8,8 @@ import { MANIFEST_MEDIA_TYPES } from '../image/types.ts';
 import { apiHost, isLoopbackHost } from '../reference.ts';
 import { Authenticator } from './auth.ts';
 import { deliverRange, type OnData } from './blob.ts';
+import { TooSlow } from './body-pace.ts';
+import { WholeBlobStream } from './whole-blob.ts';
 import { discard, header, Http, isPlainHttpAnswer, readBody, type Response } from './http.ts';
 import { bareMediaType, checkManifest, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.ts';
 import { abortable, Transient, withRetries, type RetryOptions } from './retry.ts';
@@ -59,6 +61,8 @@ export class RegistryClient {
   private readonly retry: Omit<RetryOptions, 'signal' | 'progressed'>;
   /** final URL a blob was redirected to (CDN, presigned storage URL), reused for later ranges while it works */
   private readonly blobUrls = new Map<string, URL>();
+  /** blobs whose server ignored Range: one whole-body stream each feeds every range (whole-blob.ts) */
+  private readonly wholeBlobs = new Map<string, WholeBlobStream>();
   private closing: Promise<void> | undefined;
 
   constructor(opts: RegistryClientOptions) {
@@ -134,23 +138,57 @@ export class RegistryClient {
     const what = `${this.registry}/${repository}: blob ${digest} bytes ${start}-${end}`;
     const cursor = { pos: start };
     let attemptStart = start;
-    await withRetries(what, { ...this.retry, signal, progressed: () => cursor.pos > attemptStart }, async () => {
+    // A trickle moves the cursor too, but must not renew the retry budget for ever.
+    let tooSlow = false;
+    await withRetries(what, { ...this.retry, signal, progressed: () => cursor.pos > attemptStart && !tooSlow }, async () => {
       attemptStart = cursor.pos;
       if (cursor.pos >= end) return;
-      const { res, url } = await this.openBlob(repository, digest, cursor.pos, end, what, signal);
-      await deliverRange(res, cursor, end, onData, { what, host: url.host, signal, log: this.log });
+      try {
+        const whole = this.wholeBlobs.get(digest);
+        if (whole) return await whole.read(cursor, end, onData, signal);
+        const { res, url } = await this.openBlob(repository, digest, cursor.pos, end, what, signal);
+        if (res.statusCode === 200 && (cursor.pos > 0 || Number(header(res, 'content-length')) > end)) {
+          this.log(`${what}: ${url.host} ignored Range (HTTP 200); one stream of the whole blob feeds its ranges from now on`);
+          const stream = this.wholeBlobStream(repository, digest, what);
+          stream.adopt(res, url.host);
+          return await stream.read(cursor, end, onData, signal);
+        }
+        await deliverRange(res, cursor, end, onData, { what, host: url.host, signal, log: this.log, paceWindowMs: this.http.timeoutMs });
+      } catch (err) {
+        tooSlow = err instanceof TooSlow;
+        throw err;
+      }
     });
+  }
+
+  private wholeBlobStream(repository: string, digest: string, what: string): WholeBlobStream {
+    let stream = this.wholeBlobs.get(digest);
+    if (!stream) {
+      stream = new WholeBlobStream({
+        open: async (signal) => {
+          const { res, url } = await this.openBlob(repository, digest, 0, undefined, what, signal);
+          return { res, host: url.host };
+        },
+        what: `${this.registry}/${repository}: blob ${digest}`,
+        log: this.log,
+        paceWindowMs: this.http.timeoutMs,
+      });
+      this.wholeBlobs.set(digest, stream);
+    }
+    return stream;
   }
 
   /** Close the connections; safe to call more than once. */
   close(): Promise<void> {
+    for (const stream of this.wholeBlobs.values()) stream.close();
     this.closing ??= this.http.close();
     return this.closing;
   }
 
-  /** A 200/206 answer for bytes [pos, end): from the blob's cached redirect URL if it still works, else the registry. */
-  private async openBlob(repository: string, digest: string, pos: number, end: number, what: string, signal?: AbortSignal): Promise<Answer> {
-    const range = { range: `bytes=${pos}-${end - 1}` };
+  /** A 200/206 answer for bytes [pos, end) (the whole blob without `end`): from the blob's cached redirect URL if it
+   *  still works, else the registry. */
+  private async openBlob(repository: string, digest: string, pos: number, end: number | undefined, what: string, signal?: AbortSignal): Promise<Answer> {
+    const range: Record<string, string> = end === undefined ? {} : { range: `bytes=${pos}-${end - 1}` };
     const cached = this.blobUrls.get(digest);
     if (cached) {
       const authz = cached.origin === this.base.origin ? await this.auth.authorization(repository, signal) : undefined;
