@@ -98,7 +98,7 @@ export class RegistryClient {
       const answer = await this.registryRequest(repository, 'GET', `/v2/${repository}/manifests/${asked}`, { accept: MANIFEST_ACCEPT }, signal);
       const { res } = answer;
       if (res.statusCode !== 200) throw await this.answerError(answer, repository, what, signal);
-      const body = await readBody(res, MAX_MANIFEST_BYTES, this.base.host, signal);
+      const body = await readBody(res, MAX_MANIFEST_BYTES, this.base.host, signal, this.http.timeoutMs);
       if (!body) throw failure(`${what}: larger than the 4 MiB a manifest may be`);
       return checkManifest(body, header(res, 'content-type'), isDigest(asked) ? asked : this.vouchedDigest(res, what), what);
     });

@@ -3,6 +3,7 @@
 import type { SecureContext } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { failure, unreachableError } from '../errors.ts';
+import { PacedBody } from './body-pace.ts';
 import { Transient } from './retry.ts';
 import { certsDRoots, readCertsD, secureContextFor, type HostTrust } from './tls-trust.ts';
 
@@ -190,8 +191,9 @@ export function header(res: Response, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-/** Read a whole body of at most `limit` bytes; null when it is larger (the rest is not read). */
-export async function readBody(res: Response, limit: number, host: string, signal?: AbortSignal): Promise<Buffer | null> {
+/** Read a whole body of at most `limit` bytes; null when it is larger (the rest is not read). It must keep the
+ *  pace of body-pace.ts over windows of `paceWindowMs`. */
+export async function readBody(res: Response, limit: number, host: string, signal?: AbortSignal, paceWindowMs = 30_000): Promise<Buffer | null> {
   const declared = Number(header(res, 'content-length'));
   if (declared > limit) {
     res.body.destroy();
@@ -199,14 +201,18 @@ export async function readBody(res: Response, limit: number, host: string, signa
   }
   const chunks: Buffer[] = [];
   let size = 0;
+  const body = new PacedBody(res, host, paceWindowMs);
   try {
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
+    for (;;) {
+      const next = await body.next();
+      if (next.done) break;
+      const chunk = next.value;
+      size += chunk.length;
       if (size > limit) {
         res.body.destroy();
         return null;
       }
-      chunks.push(chunk as Buffer);
+      chunks.push(chunk);
     }
   } catch (err) {
     throw networkError(err, host, signal);
