@@ -151,6 +151,7 @@ export class WholeBlobStream {
         this.wake = undefined;
         resolve(false);
       }, IDLE_MS);
+      timer.unref(); // a client nobody closed must not hold the process for it
       this.wake = () => {
         clearTimeout(timer);
         this.wake = undefined;

@@ -108,6 +108,18 @@ test('a certificate nobody vouches for: one line naming the host and what to do,
   assert.ok(performance.now() - t0 < 20_000, 'not retried through the back-off');
 });
 
+test('a certificate issued for another name: one line saying so (exit 1)', async (t) => {
+  const other = await makePki({ serverSan: 'DNS:registry.example.com' });
+  const reg = await startRegistry({ tls: { certificate: other.serverCert, key: other.serverKey } });
+  t.after(async () => {
+    await reg.stop();
+    await other.remove();
+  });
+  const certsD = await emptyCertsD();
+  await writeCertsD(certsD, reg.host, { 'ca.crt': other.caPath });
+  assertOneLine(await pull(`${reg.host}/${repo}:v1`, { SWARMPULL_CERTS_D: certsD }), 1, new RegExp(`registry ${reg.host}: TLS certificate not trusted \\(issued for another name, ERR_TLS_CERT_ALTNAME_INVALID\\)`));
+});
+
 test('a CA in certs.d of another host does not help', async () => {
   const certsD = await emptyCertsD();
   await writeCertsD(certsD, 'registry.example.com', { 'ca.crt': pki.caPath });
