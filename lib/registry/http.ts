@@ -29,7 +29,8 @@ export interface HttpOptions {
 
 // HTTP/1.1 only, also over TLS (undici would negotiate HTTP/2, which Go registries offer): the four parallel ranges
 // of a blob then get a TCP connection each instead of sharing one HTTP/2 connection's flow-control window, and a
-// cut connection looks the same whatever the registry speaks. Measured (npm run bench:tls-http2, 4 x 16 MiB ranges on loopback): 290-515 MiB/s against 167-295 with HTTP/2 allowed.
+// cut connection looks the same whatever the registry speaks. Measured (npm run bench:tls-http2, 4 x 16 MiB ranges
+// on loopback): 290-515 MiB/s, against 167-295 MiB/s with HTTP/2 allowed.
 const ALLOW_HTTP2 = false;
 
 export class Http {
