@@ -132,7 +132,7 @@ function interruptSignal(): AbortSignal {
 
 function registryFlags(cmd: Command): Command {
   return cmd
-    .option('--plain-http', 'talk HTTP, not HTTPS, to the registry (implied for localhost/127.0.0.1)')
+    .option('--plain-http', 'talk HTTP, not HTTPS, to the registry (localhost/127.*: HTTPS is tried first, then HTTP)')
     .option('--insecure', 'do not verify the registry TLS certificate')
     .option('--creds <user:password>', 'registry credentials (default: docker login config, REGISTRY_AUTH_FILE)')
     .option('--debug', 'log registry and peer decisions, and stack traces, to stderr');

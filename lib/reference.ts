@@ -69,7 +69,7 @@ export function apiHost(registry: string): string {
   return registry === DOCKER_HUB ? 'registry-1.docker.io' : registry;
 }
 
-/** Loopback registries speak plain HTTP by default, as docker does. */
+/** Loopback registries are tried with HTTPS first, then plain HTTP, as docker does (registry/client.ts). */
 export function isLoopbackHost(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\./.test(host);

@@ -1,6 +1,6 @@
 // Registry authentication: answers 401 challenges (Bearer token flow or Basic), caches tokens per scope,
 // and remembers the registry's scheme so later requests carry credentials from the start.
-import { authError, type SwarmpullError } from '../errors.ts';
+import { authError, failure, type SwarmpullError } from '../errors.ts';
 import { parseWwwAuthenticate } from './challenge.ts';
 import { IDENTITY_TOKEN_USER, lookupCredentials, type Credentials } from './credentials.ts';
 import { discard, header, readBody, type Http, type Response } from './http.ts';
@@ -13,6 +13,8 @@ export interface AuthOptions {
   creds?: Credentials | undefined;
   log: (msg: string) => void;
   retry: Omit<RetryOptions, 'signal' | 'progressed'>;
+  /** whether credentials may go to a token server over plain HTTP (the operator chose plain HTTP for the registry) */
+  plainHttpAllowed?: () => boolean;
 }
 
 interface CachedToken {
@@ -126,6 +128,12 @@ export class Authenticator {
     const realm = this.realm!;
     const creds = await this.credentials();
     const where = `token server ${realm.host}`;
+    if (creds && realm.protocol === 'http:' && !this.opts.plainHttpAllowed?.()) {
+      throw failure(
+        `${this.opts.registry}: its token server ${realm.origin} is plain HTTP; credentials are not sent there in clear text ` +
+          '(--plain-http allows it)',
+      );
+    }
     this.opts.log(`auth: requesting a token for ${scope} from ${realm.origin}${realm.pathname}${creds ? ' with credentials' : ' anonymously'}`);
     return withRetries(`${this.opts.registry}: ${where}`, this.opts.retry, async () => {
       const res = await this.tokenRequest(realm, scope, creds);

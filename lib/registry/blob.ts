@@ -1,6 +1,7 @@
 // Streams one answer to a blob Range request into the caller, byte-exact: the cursor only moves over bytes
 // handed to onData, so a retry resumes at the first byte not yet delivered and nothing is delivered twice.
 import { failure, integrityError } from '../errors.ts';
+import { PacedBody } from './body-pace.ts';
 import { header, networkError, type Response } from './http.ts';
 import { Transient } from './retry.ts';
 
@@ -22,6 +23,8 @@ export interface DeliverContext {
   host: string;
   signal?: AbortSignal | undefined;
   log: (msg: string) => void;
+  /** the body must deliver body-pace.ts MIN_WINDOW_BYTES in every window this long spent waiting for it */
+  paceWindowMs: number;
 }
 
 /** Deliver bytes [cursor.pos, end) from a 206 or 200 answer. Throws Transient when the body ends early. */
@@ -45,7 +48,7 @@ export async function deliverRange(res: Response, cursor: Cursor, end: number, o
     throw new Error(`deliverRange called with HTTP ${res.statusCode}`);
   }
 
-  const it = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const it = new PacedBody(res, ctx.host, ctx.paceWindowMs);
   // Chunks are handed on in batches of up to 1 MiB: one disk write instead of sixteen. The batch is copied into one
   // buffer reused for the whole answer: fresh 1 MiB buffers per batch cost page faults and GC (measured).
   let batch: Buffer | undefined;

@@ -106,6 +106,44 @@ test('a server that ignores Range (200): the client skips forward and stops at t
   await readRange(c, small, 0, small.data.length);
 });
 
+test('a server that ignores Range: pieces asked in order stream the blob once, not once per piece from byte 0', async (t) => {
+  proxy.plan((req) => (req.url.includes('/blobs/') ? { dropRequestHeaders: ['range'] } : undefined));
+  const c = client(t, proxy.host);
+  const piece = 256 * 1024;
+  for (let at = 0; at < big.data.length; at += piece) await readRange(c, big, at, Math.min(at + piece, big.data.length));
+  const served = blobRequests(proxy).reduce((a, r) => a + r.bytes, 0);
+  assert.ok(served <= big.data.length * 1.1, `served ${served} bytes for a blob of ${big.data.length}`);
+});
+
+test('a server that ignores Range: ranges in parallel and out of order share one pass; a range behind it gets another', async (t) => {
+  proxy.plan((req) => (req.url.includes('/blobs/') ? { dropRequestHeaders: ['range'] } : undefined));
+  const c = client(t, proxy.host);
+  const k = 256 * 1024;
+  await readRange(c, big, 10, 20); // the first 200: the stream is now at byte 20
+  await Promise.all([[3 * k, 4 * k], [k, 2 * k], [5 * k, big.data.length], [2 * k, 3 * k]].map(([s, e]) => readRange(c, big, s!, e!)));
+  await readRange(c, big, 0, 100); // behind: a second pass
+  const served = blobRequests(proxy).reduce((a, r) => a + r.bytes, 0);
+  assert.ok(served <= big.data.length * 2.2, `served ${served} bytes for a blob of ${big.data.length}`);
+});
+
+test('a body that trickles (a byte every 300 ms, under the bodyTimeout): dropped after the pace window, resumed', { timeout: 30_000 }, async (t) => {
+  let first = true;
+  proxy.plan((req) => (isAuthedBlob(req) && first ? ((first = false), { trickle: { afterBytes: 1000, bytes: 1, everyMs: 300 } }) : undefined));
+  const t0 = performance.now();
+  await readRange(client(t, proxy.host, { timeoutMs: 1500 }), small, 0, small.data.length);
+  assert.ok(performance.now() - t0 < 10_000);
+  const ranges = blobRequests(proxy).map((r) => Number(/^bytes=(\d+)-/.exec(String(r.headers.range))?.[1]));
+  assert.equal(ranges.length, 2);
+  assert.ok(ranges[1]! >= 1000, `resumed at ${ranges[1]}`);
+});
+
+test('a body that always trickles: unreachable (exit 6) in bounded time; its bytes do not renew the retries', { timeout: 60_000 }, async (t) => {
+  proxy.plan((req) => (isAuthedBlob(req) ? { trickle: { afterBytes: 0, bytes: 1, everyMs: 200 } } : undefined));
+  const t0 = performance.now();
+  await rejectsWith(client(t, proxy.host, { timeoutMs: 1000, retries: 2 }).readBlob('app', small.digest, 0, small.data.length, () => {}), ExitCode.unreachable, /body too slow/);
+  assert.ok(performance.now() - t0 < 15_000);
+});
+
 test('429 with Retry-After: waits as told, then succeeds', async (t) => {
   let first = true;
   proxy.plan((req) => (req.url.includes('/blobs/') && first ? ((first = false), { status: 429, retryAfter: 1 }) : undefined));

@@ -182,6 +182,17 @@ test('503 then recovery: the manifest arrives after retries', async (t) => {
   assert.deepEqual(proxy.requests.map((r) => r.status), [503, 503, 200]);
 });
 
+test('a manifest body that trickles (a byte every 300 ms, under the bodyTimeout): dropped after the pace window, asked again', { timeout: 30_000 }, async (t) => {
+  let first = true;
+  proxy.requests.length = 0;
+  proxy.plan((req) => (req.method === 'GET' && first ? ((first = false), { trickle: { afterBytes: 10, bytes: 1, everyMs: 300 } }) : undefined));
+  const t0 = performance.now();
+  const m = await client(t, proxy.host, { timeoutMs: 1500 }).getManifest('app', 'oci');
+  assert.equal(m.digest, image.digest);
+  assert.ok(performance.now() - t0 < 10_000);
+  assert.equal(proxy.requests.filter((r) => r.method === 'GET').length, 2);
+});
+
 test('an aborted signal stops the request', async (t) => {
   await assert.rejects(client(t, registry.host).getManifest('app', 'oci', AbortSignal.abort()), { name: 'AbortError' });
   const ac = new AbortController();

@@ -1,9 +1,13 @@
 // A reverse proxy in front of a real registry that injects faults on request: error statuses, Retry-After,
-// redirects, connections cut mid-body (closed or reset), bodies that stall, altered bodies, delays, throttling.
+// redirects, connections cut mid-body (closed or reset), bodies that stall or trickle, altered bodies, delays,
+// throttling, Range ignored. With `tls` it answers HTTPS and plain HTTP on the same port (told apart by the first
+// byte), so a redirect can change the scheme and nothing else.
 // Each test programs it with plan(); it records every request it saw (with the headers that arrived) and counts
 // the body bytes it served, in all and per request.
+import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest, Agent, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 export interface ProxyRequest {
   /** 0-based position among all requests this proxy received */
@@ -13,6 +17,8 @@ export interface ProxyRequest {
   url: string;
   /** headers as they arrived (lower-case names) */
   headers: IncomingHttpHeaders;
+  /** whether it came over TLS */
+  tls: boolean;
 }
 
 export interface Fault {
@@ -31,6 +37,10 @@ export interface Fault {
   resetAfterBytes?: number;
   /** forward this many body bytes, then send nothing more, holding the connection open until the client leaves */
   stallAfterBytes?: number;
+  /** forward `afterBytes` body bytes, then `bytes` every `everyMs` until the body ends or the client leaves */
+  trickle?: { afterBytes: number; bytes: number; everyMs: number };
+  /** Authorization to send upstream for this request in place of the client's */
+  upstreamAuthorization?: string;
   /** forward the body at this many bytes per second (per answer) */
   rateBytesPerSec?: number;
   /** forward, buffer the body and send fn(body) instead; Content-Length follows, every other header is kept */
@@ -74,6 +84,8 @@ export interface FaultProxyOptions {
   /** Authorization to send upstream in place of whatever the client sent: makes this proxy stand in for a
    *  storage host that authenticates by URL (like a presigned S3 URL) while recording what the client sent. */
   upstreamAuthorization?: string;
+  /** answer HTTPS (and plain HTTP too, on the same port) with this certificate and key (PEM files) */
+  tls?: { cert: string; key: string };
 }
 
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
@@ -92,12 +104,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     stop: async () => {},
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const record: RecordedRequest = {
       index: proxy.requests.length,
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: { ...req.headers },
+      tls: 'encrypted' in req.socket,
       bytes: 0,
       at: performance.now(),
     };
@@ -105,6 +118,20 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     res.on('finish', () => (record.status = res.statusCode));
     const fault = plan?.(record) ?? undefined;
     void handle(req, res, fault ?? {}, record).catch(() => res.destroy());
+  };
+  const plain = createServer(onRequest);
+  const secure = opts.tls ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, onRequest) : undefined;
+  const sockets = new Set<Socket>();
+  // One port for both: a TLS connection starts with a handshake record (0x16), a plain HTTP one with a method name.
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (!secure) return plain.emit('connection', socket);
+    socket.once('readable', () => {
+      const first = socket.read(1) as Buffer | null;
+      if (first) socket.unshift(first);
+      (first?.[0] === 0x16 ? secure : plain).emit('connection', socket);
+    });
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, fault: Fault, record: RecordedRequest) {
@@ -130,6 +157,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     }
     const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: opts.target };
     if (opts.upstreamAuthorization) headers.authorization = opts.upstreamAuthorization;
+    if (fault.upstreamAuthorization) headers.authorization = fault.upstreamAuthorization;
     for (const name of fault.dropRequestHeaders ?? []) delete headers[name.toLowerCase()];
     const upstream = httpRequest({ host: targetHost, port: targetPort, method: req.method, path: req.url, headers, agent });
     upstream.on('error', () => res.destroy());
@@ -173,6 +201,19 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       }
       return true;
     };
+    if (fault.trickle) {
+      const { afterBytes, bytes, everyMs } = fault.trickle;
+      const chunks: Buffer[] = [];
+      for await (const c of up) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      if (!(await send(body.subarray(0, afterBytes)))) return;
+      for (let at = afterBytes; at < body.length; at += bytes) {
+        await new Promise((r) => setTimeout(r, everyMs));
+        if (res.destroyed || !(await send(body.subarray(at, at + bytes)))) return;
+      }
+      res.end();
+      return;
+    }
     const limit = fault.cutAfterBytes ?? fault.resetAfterBytes ?? fault.stallAfterBytes;
     let left = limit ?? Infinity;
     for await (const c of up) {
@@ -209,8 +250,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   proxy.stop = async () => {
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
-      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     });
+    plain.closeAllConnections();
+    secure?.closeAllConnections();
     agent.destroy();
   };
   return proxy;

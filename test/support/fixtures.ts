@@ -167,6 +167,8 @@ export interface PushOptions {
   creds?: string;
   /** push every platform of an index */
   all?: boolean;
+  /** certs.d-style directory (client.cert, client.key) for a registry that requires a client certificate */
+  certDir?: string;
 }
 
 /** skopeo copy oci:DIR:TAG docker://HOST/NAME:TAG; returns the digest the registry stored. */
@@ -176,6 +178,7 @@ export async function pushImage(layoutDir: string, tag: string, dest: string, op
   if (opts.format === 'v2s2') args.push('--format', 'v2s2');
   if (opts.all) args.push('--all');
   if (opts.creds) args.push('--dest-creds', opts.creds);
+  if (opts.certDir) args.push('--dest-cert-dir', opts.certDir);
   args.push(`oci:${layoutDir}:${tag}`, `docker://${dest}`);
   await run('skopeo', args, { env: { ...process.env, HOME: process.env.HOME ?? '/root' } });
   return (await readFile(digestFile, 'utf8')).trim();

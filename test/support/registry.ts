@@ -14,12 +14,19 @@ export interface RegistryOptions {
   addr?: string;
   /** Run inside this network namespace (`ip netns exec NS docker-registry ...`); give `addr` an address there. */
   netns?: string;
+  /** Serve HTTPS with this certificate and key (PEM files); with `clientCas`, require a client certificate signed
+   *  by one of them. Go serves HTTP/2 over TLS unless told otherwise. */
+  tls?: { certificate: string; key: string; clientCas?: string[] };
+  /** Keep the access log (one line per request, with its protocol, e.g. "HTTP/1.1"): read it with accessLog(). */
+  accessLog?: boolean;
 }
 
 export interface Registry {
   /** host:port */
   host: string;
   dir: string;
+  /** the registry's output so far (access log lines when `accessLog` was set) */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -38,19 +45,28 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${opts.token.service}\n` +
       `    issuer: ${opts.token.issuer}\n    rootcertbundle: ${join(dir, 'token-ca.pem')}\n`;
   }
+  let tls = '';
+  if (opts.tls) {
+    tls = `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n`;
+    if (opts.tls.clientCas) tls += `    clientcas:\n${opts.tls.clientCas.map((c) => `      - ${c}\n`).join('')}`;
+  }
   const config =
-    `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n` +
+    `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: ${!opts.accessLog}\n` +
     `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\n` +
-    `http:\n  addr: ${opts.addr ?? '127.0.0.1:0'}\n  secret: swarmpull-test\n` +
+    `http:\n  addr: ${opts.addr ?? '127.0.0.1:0'}\n  secret: swarmpull-test\n` + tls +
     auth;
   await writeFile(join(dir, 'config.yml'), config);
   const argv = ['docker-registry', 'serve', join(dir, 'config.yml')];
   const [cmd, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
   const proc = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const host = await listeningAddress(proc);
+  let output = '';
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   return {
     host,
     dir,
+    log: () => output,
     async stop() {
       await stopProcess(proc);
       await rm(dir, { recursive: true, force: true });
@@ -67,7 +83,7 @@ function listeningAddress(proc: ChildProcess): Promise<string> {
     }, 10_000);
     const onData = (d: Buffer) => {
       log += d.toString();
-      const m = /listening on ([^\s"]+)/.exec(log);
+      const m = /listening on ([^\s",]+)/.exec(log);
       if (m) {
         clearTimeout(timer);
         proc.stderr!.off('data', onData);

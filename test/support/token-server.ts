@@ -4,7 +4,8 @@
 import { execFile } from 'node:child_process';
 import { createPrivateKey, randomUUID, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ export interface TokenServerOptions {
   expiresIn?: number;
   /** send the token as `token` (default) or as `access_token` (OAuth2 style) */
   tokenField?: 'token' | 'access_token';
+  /** serve HTTPS with this certificate and key (PEM files): the realm is then https:// */
+  tls?: { cert: string; key: string };
 }
 
 export interface TokenRequest {
@@ -66,7 +69,7 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   const issued: string[] = [];
   let self: TokenServer | undefined;
 
-  const server = createServer(async (req, res) => {
+  const handler: RequestListener = async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://token');
     const form = req.method === 'POST' ? new URLSearchParams(await readAll(req)) : url.searchParams;
     const scopes = form.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
@@ -89,11 +92,14 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     issued.push(token);
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ [tokenField]: token, expires_in: expiresIn, issued_at: new Date().toISOString() }));
-  });
+  };
+  const server = opts.tls
+    ? createHttpsServer({ cert: await readFile(opts.tls.cert), key: await readFile(opts.tls.key) }, handler)
+    : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
   self = {
-    realm: `http://127.0.0.1:${port}/token`,
+    realm: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/token`,
     service,
     issuer,
     certPem,
