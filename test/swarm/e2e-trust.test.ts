@@ -85,6 +85,17 @@ describe('peers not to be trusted', { skip }, () => {
     assert.ok(j.bytes.registry < s.image.size / 2, `the registry sent ${j.bytes.registry} bytes of ${s.image.size}`);
   });
 
+  test('a seeder that vouches for its corrupt pieces with matching hashes, and no one to dispute them: the second repair checks every piece', async (t) => {
+    await corruptSeeder(['--corrupt-every', '4', '--vouch']);
+    const r = s.pull(0, ['--no-mdns', '--peers', s.hosts[1]!.address], { store: 'victim-l' });
+    const j = ok(await r.done, 'h0');
+    await s.validate(r);
+    const bans = r.stderr.split('\n').filter((l) => l.includes('banning peer'));
+    t.diagnostic(`${j.bytes.peers} bytes from the liar, ${j.bytes.registry} from the registry; ${bans.join(' | ')}`);
+    assert.ok(j.bytes.peers > 0, 'the seeder was never used: nothing was tested');
+    assert.ok(bans.length >= 1 && bans.every((l) => l.includes(`banning peer ${s.hosts[1]!.address}:`) && l.endsWith('(every blob)')), r.stderr);
+  });
+
   test('registry down: a corrupt seeder with a fresh id on every connection cannot fail the pull', async (t) => {
     ok(await s.pull(2, ['--no-mdns'], { store: 'honest-d' }).done, 'h2');
     const honest = s.serve(2, ['--no-mdns'], { store: 'honest-d' });
