@@ -166,6 +166,8 @@ export class BlobSwarm {
   private unverifiedRounds = 0;
   /** repairs of this run: the first trusts pieces every voucher agrees with, later ones check every suspect */
   private repairs = 0;
+  /** the last repair took some pieces on their vouchers' word (a full one may still find what they hid) */
+  private trustedVouchers = false;
 
   constructor(opts: BlobSwarmOptions) {
     this.opts = opts;
@@ -603,7 +605,7 @@ export class BlobSwarm {
     try {
       // A first repair may trust pieces its vouchers agree with; if the blob still fails, the next checks them all.
       for (let round = 0; !(await partial.verify()); round++) {
-        if (round === 2) throw integrityError(`blob ${this.desc.digest} failed verification from every source`);
+        if (round > 0 && !this.trustedVouchers) throw integrityError(`blob ${this.desc.digest} failed verification from every source`);
         await this.repair(d);
         if (!this.have.isComplete()) {
           d.finishing = false;
@@ -632,6 +634,7 @@ export class BlobSwarm {
    */
   private async repair(d: NonNullable<BlobSwarm['downloading']>): Promise<void> {
     const partial = this.partial!;
+    this.trustedVouchers = false;
     const suspect: number[] = [];
     for (let i = 0; i < this.layout.count; i++) if (this.sources.get(i) !== REGISTRY) suspect.push(i);
     if (suspect.length === 0 && !this.refetchedAll) {
@@ -650,6 +653,7 @@ export class BlobSwarm {
     const firstRepair = this.repairs++ === 0;
     if (!d.registry || d.registry.usable?.() === false) return this.repairWithoutRegistry(d, suspect, disputed);
     const check = firstRepair ? suspect.filter((i) => !agreed(i)) : suspect;
+    this.trustedVouchers = check.length < suspect.length;
     d.progress.log(
       `blob ${this.desc.digest.slice(7, 19)} failed verification; checking ${check.length} of ${suspect.length} pieces from peers against the registry` +
         (vouches.length ? ` (${suspect.length - check.length} agree with what ${vouches.length} peers vouch for)` : ''),
