@@ -53,10 +53,14 @@ const ownLines = (stderr: string) => stderr.split('\n').filter((l) => l && !l.st
 
 test('not root: npm run demo and npm test stop with one line naming the packages and the root command', { skip: process.getuid?.() !== 0 && 'needs root to switch to nobody' }, async () => {
   const path = await barePath('nobody-apt', true);
+  // What is missing for nobody on that PATH, in the order NEEDS lists it (libraries checked by file are on this
+  // machine already: the suite installed them).
+  const pkgsFor = (scope: 'demo' | 'test') => [...new Set(missing(scope, { root: false, path }).map((n) => n.pkg))];
   for (const [script, pkgs] of [
-    [['run', 'demo'], ['docker-registry', 'skopeo']],
-    [['test'], ['docker-registry', 'skopeo', 'umoci', 'apache2-utils', 'openssl', 'zsh', 'fish', 'tmux']],
+    [['run', 'demo'], pkgsFor('demo')],
+    [['test'], pkgsFor('test')],
   ] as const) {
+    assert.ok(pkgs.includes('docker-registry') && pkgs.includes('skopeo'), pkgs.join(' '));
     const r = await npmRun([...script], path, true);
     assert.notEqual(r.code, 0, r.stderr);
     const lines = ownLines(r.stderr);
