@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runnerFor, type Runner } from '../../bin/build/emulator.ts';
 import { VERSION } from '../../lib/version.ts';
-import { collect, type CliResult } from '../support/cli.ts';
+import { collect, servingPort, type CliResult } from '../support/cli.ts';
 import { buildMultiArch, pushImage } from '../support/fixtures.ts';
 import { startRegistry, stopProcess, type Registry } from '../support/registry.ts';
 
@@ -92,19 +92,7 @@ describe(`the arm64 binary under emulation (${'missing' in runner ? 'none' : run
   function serve(command: [string, string[]]): Promise<number> {
     const p = start(command);
     servers.push(p);
-    let stderr = '';
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), EMULATED_TIMEOUT_MS);
-      p.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        const m = /serving \d+ blobs .* on port (\d+)/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      p.once('exit', () => reject(new Error(`serve exited:\n${stderr}`)));
-    });
+    return servingPort(p, EMULATED_TIMEOUT_MS);
   }
 
   test('--version, and nothing on stderr: the code cache in the blob is one arm64 Node accepts', async () => {

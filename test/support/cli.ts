@@ -46,3 +46,21 @@ export function collect(proc: ChildProcess, timeoutMs: number): Promise<CliResul
     }),
   );
 }
+
+/** The port a starting `swarmpull serve` says it serves on ("serving N blobs … on port P"); rejects if it exits first. */
+export function servingPort(proc: ChildProcess, timeoutMs = 20_000): Promise<number> {
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), timeoutMs);
+    const onData = (d: Buffer | string) => {
+      stderr += d;
+      const m = /serving \d+ blobs .* on port (\d+)/.exec(stderr);
+      if (!m) return;
+      clearTimeout(timer);
+      proc.stderr!.off('data', onData);
+      resolve(Number(m[1]));
+    };
+    proc.stderr!.on('data', onData);
+    proc.once('exit', () => reject(new Error(`serve exited:\n${stderr}`)));
+  });
+}

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startRegistry, stopProcess, type Registry } from '../support/registry.ts';
 import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
-import { runCli, startCli, type CliResult } from '../support/cli.ts';
+import { runCli, servingPort, startCli, type CliResult } from '../support/cli.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -54,19 +54,7 @@ describe('rate limits', () => {
   async function serve(args: string[]): Promise<number> {
     const p = startCli(['serve', '--no-mdns', '--port', '0', '--store', seeded, ...args]);
     servers.push(p);
-    let stderr = '';
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 20_000);
-      p.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        const m = /serving \d+ blobs .* on port (\d+)/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      p.once('exit', () => reject(new Error(`serve exited:\n${stderr}`)));
-    });
+    return servingPort(p);
   }
 
   /** exit 0, a valid layout, and the --json result */

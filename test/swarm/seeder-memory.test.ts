@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pieceLayout } from '../../lib/store/pieces.ts';
 import { swarmId } from '../../lib/swarm/ids.ts';
-import { runCli, startCli } from '../support/cli.ts';
+import { runCli, servingPort, startCli } from '../support/cli.ts';
 import { stopProcess } from '../support/registry.ts';
 import { GreedyLeecher, type Greed } from './fixtures/greedy-leecher.ts';
 
@@ -95,18 +95,7 @@ async function serve(): Promise<{ proc: ChildProcess; port: number; stderr: () =
   const proc = startCli(['serve', '--no-mdns', '--port', '0', '--store', store, '--debug']);
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-200_000)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 30_000);
-    const check = () => {
-      const m = /serving \d+ blobs .* on port (\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    };
-    proc.stderr!.on('data', check);
-    proc.once('exit', () => reject(new Error(`serve exited:\n${stderr}`)));
-  });
+  const port = await servingPort(proc, 30_000);
   return { proc, port, stderr: () => stderr };
 }
 

@@ -13,7 +13,7 @@ import { pieceLength } from '../../lib/store/pieces.ts';
 import { swarmId } from '../../lib/swarm/ids.ts';
 import { startRegistry, stopProcess, type Registry } from '../support/registry.ts';
 import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
-import { runCli, startCli } from '../support/cli.ts';
+import { runCli, servingPort, startCli } from '../support/cli.ts';
 import { extended, handshake, Msg, SWARMPULL_EXT_ID, WireReader, type WireMessage } from '../support/bt-wire.ts';
 
 const MiB = 1 << 20;
@@ -107,18 +107,7 @@ describe('swarm key: a peer without it gets nothing', () => {
     const layer = image.layers[0]!;
     infoHash = swarmId(layer.digest, pieceLength(layer.size));
     server = startCli(['serve', '--no-mdns', '--port', '0', '--store', seeded, '--swarm-key', keyFile]);
-    let stderr = '';
-    port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 20_000);
-      server.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        const m = /serving \d+ blobs .* on port (\d+)/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
+    port = await servingPort(server);
   });
   after(async () => {
     if (server) await stopProcess(server);
