@@ -31,6 +31,8 @@ const layers = Number(values.layers);
 const runs = Number(values.runs);
 const PORT = 17_000 + Math.floor(Math.random() * 1000);
 const rateArgs = values['max-download-rate'] ? ['--max-download-rate', values['max-download-rate']] : [];
+/** a registry off loopback is asked over HTTPS unless told */
+const plainArgs = values['link-mbit'] ? ['--plain-http'] : [];
 const lan = values['link-mbit'] ? await createLan({ hosts: 2, rateMbit: Number(values['link-mbit']) }) : undefined;
 /** the seeder's address as the puller reaches it */
 const seederHost = lan ? lan.hosts[0]!.address : '127.0.0.1';
@@ -59,14 +61,15 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'swarmpull-bench-'));
-const registry = await startRegistry();
+// on the bridge with --link-mbit: the puller resolves the tag there
+const registry = await startRegistry(lan ? { addr: `${lan.bridgeAddress}:0` } : {});
 const seedStore = join(work, 'seed');
 let server: ReturnType<typeof startCli> | undefined;
 try {
   const image = await buildImage(join(work, 'src'), 'bench', { layers: Array(layers).fill(Math.floor((sizeMiB * MiB) / layers)), seed: 'peer-pair' });
   const ref = `${registry.host}/bench/image:1`;
   await pushImage(image.layoutDir, 'bench', ref);
-  const seeded = await measure(...cliCommand(['pull', ref, '--oci', join(work, 'seed-oci'), '--store', seedStore, '-q', '--registry-only']));
+  const seeded = await measure(...cliCommand(['pull', ref, '--oci', join(work, 'seed-oci'), '--store', seedStore, '-q', '--registry-only', ...plainArgs]));
   if (seeded.code !== 0) throw new Error(`seeding pull failed: ${seeded.stderr}`);
   const serveArgs = ['serve', '--store', seedStore, '--port', String(PORT), '--no-mdns', '-q'];
   server = lan ? lan.spawn(0, ...cliCommand(serveArgs), { stdio: 'ignore' }) : startCli(serveArgs);
@@ -78,14 +81,14 @@ try {
   const results: Record<'peer' | 'registry', Run[]> = { peer: [], registry: [] };
   for (let i = 0; i < runs; i++) {
     const order = i % 2 ? (['registry', 'peer'] as const) : (['peer', 'registry'] as const);
-    // the registry listens in the root namespace, out of the hosts' reach
+    // with --link-mbit the registry baseline is left out (it would double the run and is not what is measured)
     for (const source of lan ? (['peer'] as const) : order) {
       const store = join(work, `store-${i}-${source}`);
       const out = join(work, `oci-${i}-${source}`);
       const args = ['pull', ref, '--oci', out, '--store', store, '-q', '--no-mdns'];
       const extra = source === 'peer' ? ['--no-registry', '--peers', `${seederHost}:${PORT}`, '--linger', '0'] : ['--registry-only'];
       const before = await cpuSecondsOf(server.pid!);
-      const m = await measure(...inPuller(cliCommand([...args, ...extra, ...rateArgs])));
+      const m = await measure(...inPuller(cliCommand([...args, ...extra, ...rateArgs, ...plainArgs])));
       const serverCpu = source === 'peer' ? (await cpuSecondsOf(server.pid!)) - before : 0;
       if (m.code !== 0) throw new Error(`${source} pull failed (${m.code}): ${m.stderr}`);
       results[source].push({ ...m, serverCpu });
