@@ -759,13 +759,8 @@ export class BlobSwarm {
       for (let i = 0; i < this.layout.count; i++) {
         if (!this.have.get(i) || !(this.verified || this.sources.get(i) === REGISTRY)) continue;
         if (!this.hashed.get(i)) {
-          const reader = this.reader;
-          if (!reader) break;
           const { start, end } = pieceRange(this.layout, i);
-          const buf = Buffer.allocUnsafe(end - start);
-          const { bytesRead } = await reader.read(buf, 0, buf.length, start);
-          if (bytesRead !== buf.length) throw new Error('short read');
-          sha256(buf).copy(this.pieceHashes, i * 32);
+          sha256(await this.readFromDisk(i, 0, end - start)).copy(this.pieceHashes, i * 32);
           this.hashed.set(i);
         }
         this.pieceHashes.copy(out, i * 32, i * 32, i * 32 + 32);
