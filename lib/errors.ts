@@ -38,3 +38,10 @@ export function writeFailure(err: unknown, path: string): unknown {
   if (code === 'EDQUOT') return failure(`disk quota exceeded: cannot write ${path}`, err);
   return err;
 }
+
+/** A value from the input (a registry's, a peer's or the user's) for an error message: JSON-quoted and cut short,
+ *  after escaping (a control character escapes to six), so the message stays one readable line. */
+export function quoted(value: unknown, max = 80): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}

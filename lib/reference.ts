@@ -1,5 +1,5 @@
 // Image references, normalised the way docker does: "alpine" is docker.io/library/alpine:latest.
-import { usageError } from './errors.ts';
+import { quoted, usageError } from './errors.ts';
 
 export interface Reference {
   /** registry host[:port] as written, docker.io for Docker Hub */
@@ -18,7 +18,7 @@ const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9]
 export const DOCKER_HUB = 'docker.io';
 
 export function parseReference(input: string): Reference {
-  const bad = (why: string) => usageError(`invalid image reference ${JSON.stringify(input.slice(0, 300))}: ${why}`);
+  const bad = (why: string) => usageError(`invalid image reference ${quoted(input, 300)}: ${why}`);
   if (!input || input.length > 512) throw bad('empty or too long');
   let rest = input;
   let digest: string | undefined;
@@ -40,7 +40,7 @@ export function parseReference(input: string): Reference {
   let registry = DOCKER_HUB;
   const first = parts[0]!;
   if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
-    if (!DOMAIN.test(first)) throw bad(`bad registry host ${JSON.stringify(first)}`);
+    if (!DOMAIN.test(first)) throw bad(`bad registry host ${quoted(first)}`);
     registry = first === 'index.docker.io' ? DOCKER_HUB : first;
     parts.shift();
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { integrityError, usageError } from '../errors.ts';
+import { integrityError, usageError, quoted } from '../errors.ts';
 
 // Only sha256 is accepted: it is what every registry emits, and a strict pattern keeps digests safe to use
 // as file names (no "sha256:../../x").
@@ -12,7 +12,7 @@ export function isDigest(s: string): boolean {
 
 /** Validate a digest from outside input; throws a usage error for a malformed one. */
 export function parseDigest(s: string, what = 'digest'): string {
-  if (!DIGEST_RE.test(s)) throw usageError(`invalid ${what} ${JSON.stringify(s.slice(0, 100))}: expected sha256:<64 hex>`);
+  if (!DIGEST_RE.test(s)) throw usageError(`invalid ${what} ${quoted(s, 100)}: expected sha256:<64 hex>`);
   return s;
 }
 

@@ -1,5 +1,5 @@
 // Parsing and checking manifests and indexes fetched from a registry or a peer: untrusted JSON.
-import { failure, notFoundError } from '../errors.ts';
+import { failure, notFoundError, quoted } from '../errors.ts';
 import { isDigest } from './digest.ts';
 import { formatPlatform, platformMatches } from './platform.ts';
 import { INDEX_MEDIA_TYPES, MediaType, type Descriptor, type ManifestBlob, type Platform } from './types.ts';
@@ -66,9 +66,9 @@ export function parseManifest(blob: ManifestBlob): ImageIndex | ImageManifest {
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) bad(what, 'not a JSON object');
   const m = json as Record<string, unknown>;
-  if (m.schemaVersion !== 2) bad(what, `schemaVersion ${String(m.schemaVersion)} (only 2 is supported)`);
+  if (m.schemaVersion !== 2) bad(what, `schemaVersion ${quoted(m.schemaVersion)} (only 2 is supported)`);
   if (typeof m.mediaType === 'string' && m.mediaType !== blob.mediaType) {
-    bad(what, `body says ${m.mediaType} but it was served as ${blob.mediaType}`);
+    bad(what, `body says ${quoted(m.mediaType)} but it was served as ${blob.mediaType}`);
   }
   if (INDEX_MEDIA_TYPES.includes(blob.mediaType)) {
     if (!Array.isArray(m.manifests)) bad(what, 'index without a manifests list');
@@ -92,6 +92,9 @@ export function choosePlatform(index: ImageIndex, wanted: Platform, name: string
   );
   const found = images.find((d) => platformMatches(d.platform!, wanted));
   if (found) return found;
-  const available = images.map((d) => formatPlatform(d.platform!)).join(', ') || 'none';
+  // The index is the registry's: its platform names and their number are cut short for a one-line message.
+  const names = images.slice(0, 12).map((d) => formatPlatform(d.platform!)).map((n) => (n.length > 40 ? `${n.slice(0, 40)}…` : n));
+  const more = images.length > names.length ? ` and ${images.length - names.length} more` : '';
+  const available = names.join(', ') + more || 'none';
   throw notFoundError(`${name} has no ${formatPlatform(wanted)} image (available: ${available}); choose one with --platform`);
 }

@@ -1,5 +1,5 @@
 // Platforms ("linux/arm64/v8"), the host's own, and matching them against an index's entries.
-import { usageError } from '../errors.ts';
+import { usageError, quoted } from '../errors.ts';
 import type { Platform } from './types.ts';
 
 // Operators type platforms the way their machines name them (`uname -m`, Debian's dpkg): these become the OCI names
@@ -46,7 +46,7 @@ function normaliseArch(arch: string, variant = ''): { architecture: string; vari
 export function parsePlatform(s: string): Platform {
   const parts = s.split('/');
   const invalid = () =>
-    usageError(`invalid platform ${JSON.stringify(s.slice(0, 100))}: expected os/arch[/variant], e.g. linux/arm64`);
+    usageError(`invalid platform ${quoted(s, 100)}: expected os/arch[/variant], e.g. linux/arm64`);
   if (parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/i.test(p))) throw invalid();
   if (parts.length === 1) {
     // A bare architecture is a Linux image of it; a bare OS names no image, so it stays a mistake.

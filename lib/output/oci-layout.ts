@@ -8,7 +8,7 @@
 //   atomically at the end. Until then the new blobs are unreferenced, and abort deletes exactly those.
 import { link, lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { failure, integrityError, usageError, writeFailure } from '../errors.ts';
+import { failure, integrityError, usageError, writeFailure, quoted } from '../errors.ts';
 import { digestHex, sha256Digest } from '../image/digest.ts';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type Descriptor, type ManifestBlob } from '../image/types.ts';
 import { lock } from '../store/lock.ts';
@@ -83,7 +83,7 @@ async function inspectTarget(target: string): Promise<Target> {
   } catch {
     throw failure(`--oci ${target}: ${LAYOUT_FILE} is not valid JSON`);
   }
-  if (version !== LAYOUT_VERSION) throw failure(`--oci ${target}: unsupported image layout version ${JSON.stringify(version)} (expected ${LAYOUT_VERSION})`);
+  if (version !== LAYOUT_VERSION) throw failure(`--oci ${target}: unsupported image layout version ${quoted(version)} (expected ${LAYOUT_VERSION})`);
   return 'layout';
 }
 

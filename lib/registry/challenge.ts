@@ -1,7 +1,7 @@
 // WWW-Authenticate parser (RFC 9110 §11.6.1): challenges separated by commas, each a scheme followed by a
 // token68 or by name=value parameters, values being tokens or quoted strings with backslash escapes.
 // A plain scanner (no regular expression over the whole header) so hostile input cannot make it slow.
-import { failure } from '../errors.ts';
+import { failure, quoted } from '../errors.ts';
 
 export interface Challenge {
   /** lower-cased, e.g. 'bearer', 'basic' */
@@ -32,7 +32,7 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
     while (i < n && TCHAR.test(header[i]!)) i++;
     return header.slice(s, i);
   };
-  const quoted = (): string => {
+  const quotedString = (): string => {
     const start = i++; // opening quote
     let out = '';
     while (i < n) {
@@ -96,13 +96,13 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
       i++;
       skipSpace();
       let value: string;
-      if (header[i] === '"') value = quoted();
+      if (header[i] === '"') value = quotedString();
       else {
         value = token();
-        if (!value) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has no value`, i);
+        if (!value) throw bad(`parameter ${quoted(name, 40)} has no value`, i);
       }
       const key = name.toLowerCase();
-      if (params.has(key)) throw bad(`parameter ${JSON.stringify(key.slice(0, 40))} given twice`, save);
+      if (params.has(key)) throw bad(`parameter ${quoted(key, 40)} given twice`, save);
       if (params.size >= MAX_PARAMS) throw bad('too many parameters', save);
       params.set(key, value);
       skipSpace();

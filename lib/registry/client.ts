@@ -1,7 +1,7 @@
 // Registry v2 client: manifests and blob ranges from one registry, with auth, redirects and retries.
 // The pieces live next door: http.ts (undici, socket errors), auth.ts (challenges, tokens), credentials.ts
 // (docker/podman config), retry.ts (back-off), status.ts (error answers), manifest.ts and blob.ts (checks).
-import { failure, usageError } from '../errors.ts';
+import { failure, usageError, quoted } from '../errors.ts';
 import { isDigest, parseDigest } from '../image/digest.ts';
 import type { ManifestBlob } from '../image/types.ts';
 import { MANIFEST_MEDIA_TYPES } from '../image/types.ts';
@@ -296,6 +296,6 @@ export class RegistryClient {
 /** A manifest reference is a tag or a sha256 digest; a malformed one is the user's mistake (exit 2). */
 function manifestRef(reference: string): string {
   if (reference.includes(':')) return parseDigest(reference, 'manifest digest');
-  if (!/^[\w][\w.-]{0,127}$/.test(reference)) throw usageError(`invalid tag ${JSON.stringify(reference.slice(0, 140))}`);
+  if (!/^[\w][\w.-]{0,127}$/.test(reference)) throw usageError(`invalid tag ${quoted(reference, 140)}`);
   return reference;
 }

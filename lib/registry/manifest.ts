@@ -2,7 +2,7 @@
 // Exit codes: a digest mismatch is integrity (5): the bytes are not what was vouched for. An oversized,
 // malformed or unsupported manifest whose bytes are intact is a plain failure (1): retrying elsewhere
 // (peers) would not help, and nothing was corrupted.
-import { failure } from '../errors.ts';
+import { failure, quoted } from '../errors.ts';
 import { assertDigest, sha256Digest } from '../image/digest.ts';
 import { MANIFEST_MEDIA_TYPES, type ManifestBlob } from '../image/types.ts';
 
@@ -37,10 +37,10 @@ export function checkManifest(body: Buffer, contentType: string | undefined, exp
     throw failure(`${what}: Docker schema 1 manifests are not supported; push the image again with a current docker or skopeo`);
   }
   if (!MANIFEST_MEDIA_TYPES.includes(mediaType)) {
-    throw failure(`${what}: unsupported manifest media type ${JSON.stringify(mediaType.slice(0, 100) || '(none)')}`);
+    throw failure(`${what}: unsupported manifest media type ${quoted(mediaType || '(none)', 100)}`);
   }
   if (fromBody !== undefined && fromBody !== mediaType) {
-    throw failure(`${what}: the registry says ${mediaType} but the manifest says ${JSON.stringify(fromBody.slice(0, 100))}`);
+    throw failure(`${what}: the registry says ${quoted(mediaType, 100)} but the manifest says ${quoted(fromBody, 100)}`);
   }
   return { digest, mediaType, body };
 }

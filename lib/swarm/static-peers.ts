@@ -3,7 +3,7 @@
 // fleets that pull from Ansible already have one listing exactly the hosts that will pull.
 import { readFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
-import { usageError } from '../errors.ts';
+import { usageError, quoted } from '../errors.ts';
 
 export interface StaticPeer {
   host: string;
@@ -23,7 +23,7 @@ export function parsePeers(list: string, defaultPort?: number): StaticPeer[] {
     const entry = raw.trim();
     if (entry === '') continue; // tolerate "a:1,,b:2" and a trailing comma from shell loops
     const peer = parseHostPort(entry, defaultPort);
-    if (typeof peer === 'string') throw usageError(`--peers: ${quote(entry)}: ${peer}`);
+    if (typeof peer === 'string') throw usageError(`--peers: ${quoted(entry)}: ${peer}`);
     peers.push(peer);
   }
   return dedupe(peers);
@@ -64,12 +64,12 @@ export function parsePeersText(text: string, source: string, defaultPort?: numbe
       section = header;
       continue;
     }
-    if (line.startsWith('[') && !/^\[[0-9a-f:.%]+\](:|$)/i.test(line)) throw fail(no, `malformed section header ${quote(line)}`);
+    if (line.startsWith('[') && !/^\[[0-9a-f:.%]+\](:|$)/i.test(line)) throw fail(no, `malformed section header ${quoted(line)}`);
     if (section.endsWith(':vars') || section.endsWith(':children')) continue;
 
     if (!inventory) {
       const peer = parseHostPort(line, defaultPort);
-      if (typeof peer === 'string') throw fail(no, `${quote(line)}: ${peer}${yamlHint(line)}`);
+      if (typeof peer === 'string') throw fail(no, `${quoted(line)}: ${peer}${yamlHint(line)}`);
       peers.push(peer);
       continue;
     }
@@ -78,23 +78,23 @@ export function parsePeersText(text: string, source: string, defaultPort?: numbe
     const vars = new Map<string, string>();
     for (const tok of rest) {
       const eq = tok.indexOf('=');
-      if (eq <= 0) throw fail(no, `expected key=value after the host name, got ${quote(tok)}`);
+      if (eq <= 0) throw fail(no, `expected key=value after the host name, got ${quoted(tok)}`);
       vars.set(tok.slice(0, eq), unquote(tok.slice(eq + 1)));
     }
     let port = defaultPort;
     const portVar = vars.get('swarmpull_port');
     if (portVar !== undefined) {
       port = parsePort(portVar);
-      if (port === undefined) throw fail(no, `bad swarmpull_port ${quote(portVar)}`);
+      if (port === undefined) throw fail(no, `bad swarmpull_port ${quoted(portVar)}`);
     }
-    if (port === undefined) throw fail(no, `no port for ${quote(pattern)} (set swarmpull_port= or a default port)`);
+    if (port === undefined) throw fail(no, `no port for ${quoted(pattern)} (set swarmpull_port= or a default port)`);
 
     const explicit = vars.get('ansible_host');
     // `name:22` in an inventory is the ssh port: drop it, keep the name (a bracketed IPv6 keeps its brackets off).
     const hosts = explicit !== undefined ? [explicit] : expandRange(stripInventoryPort(pattern!), (why) => fail(no, why));
     for (const host of hosts) {
       const bad = checkHost(host);
-      if (bad) throw fail(no, `${quote(host)}: ${bad}${yamlHint(line)}`);
+      if (bad) throw fail(no, `${quoted(host)}: ${bad}${yamlHint(line)}`);
       peers.push({ host, port });
     }
   }
@@ -130,7 +130,7 @@ function parseHostPort(entry: string, defaultPort: number | undefined): StaticPe
     return { host, port: defaultPort };
   }
   const port = parsePort(portText);
-  if (port === undefined) return `bad port ${quote(portText)} (expected 1-65535)`;
+  if (port === undefined) return `bad port ${quoted(portText)} (expected 1-65535)`;
   return { host, port };
 }
 
@@ -176,35 +176,32 @@ function expandRange(pattern: string, fail: (why: string) => Error): string[] {
   if (!m) return [pattern];
   const [, head, from, to, strideText, tail] = m as unknown as [string, string, string, string, string | undefined, string];
   const stride = strideText === undefined ? 1 : Number(strideText);
-  if (stride < 1) throw fail(`bad range stride in ${quote(pattern)}`);
+  if (stride < 1) throw fail(`bad range stride in ${quoted(pattern)}`);
   const items: string[] = [];
   if (/^[0-9]+$/.test(from) && /^[0-9]+$/.test(to)) {
     const a = Number(from);
     const b = Number(to);
-    if (b < a) throw fail(`empty range in ${quote(pattern)}`);
-    if ((b - a) / stride >= MAX_EXPANSION) throw fail(`range too large in ${quote(pattern)}`);
+    // past 2^53 a step of the loop below may not move i at all
+    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b)) throw fail(`range too large in ${quoted(pattern)}`);
+    if (b < a) throw fail(`empty range in ${quoted(pattern)}`);
+    if ((b - a) / stride >= MAX_EXPANSION) throw fail(`range too large in ${quoted(pattern)}`);
     // a leading zero in the start fixes the width (Ansible: [01:10] → 01..10)
     const width = from.startsWith('0') ? from.length : 0;
     for (let i = a; i <= b; i += stride) items.push(String(i).padStart(width, '0'));
   } else if (/^[a-z]$/i.test(from) && /^[a-z]$/i.test(to)) {
     const a = from.charCodeAt(0);
     const b = to.charCodeAt(0);
-    if (b < a) throw fail(`empty range in ${quote(pattern)}`);
+    if (b < a) throw fail(`empty range in ${quoted(pattern)}`);
     for (let c = a; c <= b; c += stride) items.push(String.fromCharCode(c));
   } else {
-    throw fail(`bad range in ${quote(pattern)}`);
+    throw fail(`bad range in ${quoted(pattern)}`);
   }
   // the tail may hold further ranges (`r[1:2]-n[1:2]`); the cap applies to the product
   const rest = expandRange(tail, fail);
-  if (items.length * rest.length > MAX_EXPANSION) throw fail(`range too large in ${quote(pattern)}`);
+  if (items.length * rest.length > MAX_EXPANSION) throw fail(`range too large in ${quoted(pattern)}`);
   const out: string[] = [];
   for (const item of items) for (const r of rest) out.push(head + item + r);
   return out;
-}
-
-/** A piece of the input for an error message: quoted, and cut short so the message stays one readable line. */
-function quote(s: string): string {
-  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
 function yamlHint(line: string): string {

@@ -88,6 +88,8 @@ test('inventory errors name the line', () => {
   assert.throws(() => parsePeersText('[web]\nweb1 oops\n', 'inv', 1), usage(/^inv:2: expected key=value/));
   assert.throws(() => parsePeersText('[web\nweb1\n', 'inv', 1), usage(/^inv:1: malformed section header/));
   assert.throws(() => parsePeersText('[web]\nw[1:99999999]\n', 'inv', 1), usage(/^inv:2: range too large/));
+  // past 2^53 a loop step would not move (found by the fuzzer: it grew an array until it failed)
+  assert.throws(() => parsePeersText(`[web]\nw[${'1'.repeat(30)}:${'1'.repeat(29)}2]\n`, 'inv', 1), usage(/^inv:2: range too large/));
   assert.throws(() => parsePeersText('all:\n  hosts:\n', 'inv.yml', 1), usage(/YAML inventories are not supported/));
 });
 

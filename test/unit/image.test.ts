@@ -102,3 +102,15 @@ test('malformed manifests are rejected with a clear error', () => {
   }
   assert.throws(() => parseManifest(blob('application/vnd.docker.distribution.manifest.v1+prettyjws', { schemaVersion: 2 })), /unsupported media type/);
 });
+
+test('what a registry chooses to put in a manifest stays out of the error at any length (found by the fuzzer)', () => {
+  const short = (e: unknown) => e instanceof SwarmpullError && e.exitCode === ExitCode.failure && e.message.length < 300;
+  assert.throws(() => parseManifest(blob(MediaType.ociManifest, { schemaVersion: 'x'.repeat(70_000) })), short);
+  assert.throws(() => parseManifest(blob(MediaType.ociManifest, { schemaVersion: 2, mediaType: '\0'.repeat(5000) })), short);
+  const many = Array.from({ length: 400 }, (_, i) => ({ mediaType: MediaType.ociManifest, digest: d('a'), size: 1, platform: { os: 'linux', architecture: `a${i}`.repeat(30) } }));
+  const index = parseManifest(blob(MediaType.ociIndex, { schemaVersion: 2, manifests: many }));
+  assert.throws(
+    () => choosePlatform(index as Extract<typeof index, { kind: 'index' }>, { os: 'linux', architecture: 'riscv64' }, 'img'),
+    (e: unknown) => e instanceof SwarmpullError && e.exitCode === ExitCode.notFound && e.message.length < 1000 && /and 388 more/.test(e.message),
+  );
+});
