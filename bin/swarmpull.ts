@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --use-system-ca
 // CLI entry: parse flags, run a job, map every failure to one line and a documented exit code.
 // (No top-level await: the single binary runs this as CommonJS.)
 import { buildProgram } from '../lib/cli.ts';
