@@ -5,8 +5,9 @@
 // UDP to port 5353 received from others and sent (answers apart from queries by the DNS header's QR bit), read just
 // before the release and when the last host says its image is ready. Needs root. Usage:
 //   npm run bench:mdns -- [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10]
-//     [--json FILE] [--linger S]
-// The binary is SWARMPULL_BIN, default dist/swarmpull (npm run build -- --arch x64).
+//     [--json FILE] [--linger S] [--bin LABEL=PATH ...]
+// The binary is SWARMPULL_BIN, default dist/swarmpull (npm run build -- --arch x64); with several --bin, each run of
+// each N runs them one after the other on the same LAN (before/after comparisons on a noisy machine).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -38,6 +39,7 @@ try {
       'rate-mbit': { type: 'string', default: '10' },
       json: { type: 'string' },
       linger: { type: 'string', default: '10' },
+      bin: { type: 'string', multiple: true },
     },
   }).values;
 } catch (err) {
@@ -57,13 +59,16 @@ const lingerS = Number(values!.linger);
 if (!(lingerS >= 0)) usage(`--linger ${values!.linger}: expected seconds`);
 const maxHosts = Math.max(...hostsList);
 if (maxHosts > 200) usage('at most 200 hosts');
-const bin = resolve(process.env.SWARMPULL_BIN ?? 'dist/swarmpull');
+const bins = (values!.bin ?? [`${process.env.SWARMPULL_BIN ?? 'dist/swarmpull'}`]).map((b) => {
+  const eq = b.indexOf('=');
+  return eq > 0 ? { label: b.slice(0, eq), path: resolve(b.slice(eq + 1)) } : { label: 'swarmpull', path: resolve(b) };
+});
 
 if (process.getuid?.() !== 0) {
   process.stderr.write('mdns-scale: needs root (network namespaces, veths, iptables)\n');
   process.exit(2);
 }
-for (const file of [TIME_BIN, '/usr/bin/skopeo', '/usr/bin/docker-registry', bin]) {
+for (const file of [TIME_BIN, '/usr/bin/skopeo', '/usr/bin/docker-registry', ...bins.map((b) => b.path)]) {
   if (!existsSync(file)) {
     process.stderr.write(`mdns-scale: ${file} is missing (apt-get install time skopeo docker-registry; npm run build -- --arch x64)\n`);
     process.exit(2);
@@ -85,16 +90,23 @@ process.once('SIGTERM', () => process.exit(143));
 
 /** QR bit of the DNS header: 1 in answers (the IP header's length, then the UDP header's 8 bytes, then id and flags) */
 const ANSWER = ['-m', 'u32', '--u32', '0>>22&0x3C@8>>15&1=1'];
+const MDNS_GROUP = '224.0.0.251';
 
-/** In each host's namespace: UDP to 5353 received from others, and sent; each all, then answers only. */
+/**
+ * In each host's namespace: UDP to 5353 received from others (all, answers, unicast) and sent (all, answers,
+ * multicast). Received packets are counted after the host's shaped download link, where a full queue drops some: what
+ * the code makes others receive is also computed from what they sent (offeredReceived below).
+ */
 async function addCounters(lan: Lan, hosts: LanHost[]): Promise<void> {
   await Promise.all(
     hosts.map(async (h) => {
       const rules = [
         ['-A', 'INPUT', '-p', 'udp', '--dport', '5353', '!', '-s', h.address],
         ['-A', 'INPUT', '-p', 'udp', '--dport', '5353', '!', '-s', h.address, ...ANSWER],
+        ['-A', 'INPUT', '-p', 'udp', '--dport', '5353', '!', '-s', h.address, '!', '-d', MDNS_GROUP],
         ['-A', 'OUTPUT', '-p', 'udp', '--dport', '5353'],
         ['-A', 'OUTPUT', '-p', 'udp', '--dport', '5353', ...ANSWER],
+        ['-A', 'OUTPUT', '-p', 'udp', '--dport', '5353', '-d', MDNS_GROUP],
       ];
       for (const r of rules) {
         const res = await lan.exec(h, 'iptables', ['-w', ...r]);
@@ -105,22 +117,24 @@ async function addCounters(lan: Lan, hosts: LanHost[]): Promise<void> {
 }
 
 interface Counts {
-  /** packets the host received from others and sent, all and answers */
+  /** packets the host received from others (all, answers, by unicast) and sent (all, answers, by multicast) */
   received: number;
   receivedAnswers: number;
+  receivedUnicast: number;
   sent: number;
   sentAnswers: number;
+  sentMulticast: number;
 }
 
 async function readCounters(lan: Lan, hosts: LanHost[]): Promise<Counts[]> {
   return Promise.all(
     hosts.map(async (h) => {
       const res = await lan.exec(h, 'iptables', ['-w', '-nvxL'], { timeoutMs: 20_000 });
-      // the four rules above, in order: INPUT's two, then OUTPUT's two
+      // the six rules above, in order: INPUT's three, then OUTPUT's three
       const pkts = res.stdout.split('\n').filter((l) => l.includes('dpt:5353')).map((l) => Number(l.trim().split(/\s+/)[0]));
-      if (pkts.length !== 4) throw new Error(`iptables in ${h.ns}: expected 4 counters, read ${pkts.length}: ${res.stderr}`);
-      const [received, receivedAnswers, sent, sentAnswers] = pkts as [number, number, number, number];
-      return { received, receivedAnswers, sent, sentAnswers };
+      if (pkts.length !== 6) throw new Error(`iptables in ${h.ns}: expected 6 counters, read ${pkts.length}: ${res.stderr}`);
+      const [received, receivedAnswers, receivedUnicast, sent, sentAnswers, sentMulticast] = pkts as [number, number, number, number, number, number];
+      return { received, receivedAnswers, receivedUnicast, sent, sentAnswers, sentMulticast };
     }),
   );
 }
@@ -154,7 +168,7 @@ interface HostRun {
   pid?: number;
 }
 
-function startHost(lan: Lan, host: LanHost, args: string[], timeFile: string): HostRun {
+function startHost(lan: Lan, host: LanHost, bin: string, args: string[], timeFile: string): HostRun {
   const proc = lan.spawn(host, TIME_BIN, ['-f', 'rusage %U %S', '-o', timeFile, 'sh', '-c', SHELL_GATE, 'gate', bin, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
@@ -180,7 +194,7 @@ function startHost(lan: Lan, host: LanHost, args: string[], timeFile: string): H
         // blob-swarm.ts's debug line, timestamped here as it arrives
         const m = /: peer ([\d.]+):\d+ ready$/.exec(line);
         if (m && !peerReadyAt.has(m[1]!)) peerReadyAt.set(m[1]!, now);
-        else if (!m && !/^swarmpull\[debug\]/.test(line)) stderr = (stderr + line + '\n').slice(-4000); // for a failure's message
+        else if (!m && !/^swarmpull(\[debug\]|: \d+%)/.test(line)) stderr = (stderr + line + '\n').slice(-4000); // for a failure's message
       }
     });
     proc.once('close', () => rej(new Error(`${host.name}: exited before its gate:\n${stderr}`)));
@@ -208,14 +222,18 @@ interface HostResult {
   /** mDNS packets per second over the pull (release → the last host ready) */
   sentPerS: number;
   sentAnswersPerS: number;
+  /** delivered: counted in the host, after its shaped link (whose full queue drops some) */
   receivedPerS: number;
   receivedAnswersPerS: number;
+  /** what the others' packets make it receive: every multicast they sent, and the unicast it got */
+  offeredPerS: number;
   /** CPU seconds over the pull window (from /proc), and for the whole process (GNU time: start-up and linger too) */
   cpuWindowS?: number;
   cpuTotalS?: number;
 }
 
 interface RunResult {
+  bin: string;
   hosts: number;
   run: number;
   makespanMs?: number;
@@ -230,13 +248,13 @@ interface Sample {
   cpu: (number | undefined)[];
 }
 
-async function runOnce(lan: Lan, ref: string, digest: string, n: number, run: number, work: string): Promise<RunResult> {
+async function runOnce(lan: Lan, ref: string, digest: string, bin: { label: string; path: string }, n: number, run: number, work: string): Promise<RunResult> {
   const hosts = lan.hosts.slice(0, n);
   const dirs = hosts.map((_, i) => ({ store: join(work, `h${i}-store`), out: join(work, `h${i}-out`), time: join(work, `h${i}.time`) }));
   const wipe = () => Promise.all(dirs.flatMap((d) => Object.values(d).map((p) => rm(p, { recursive: true, force: true }))));
   await wipe();
   const procs = hosts.map((h, i) =>
-    startHost(lan, h, ['pull', ref, '--oci', dirs[i]!.out, '--store', dirs[i]!.store, '--json', '--plain-http', '--debug', '--linger', String(lingerS)], dirs[i]!.time),
+    startHost(lan, h, bin.path, ['pull', ref, '--oci', dirs[i]!.out, '--store', dirs[i]!.store, '--json', '--plain-http', '--debug', '--linger', String(lingerS)], dirs[i]!.time),
   );
   try {
     await Promise.race([Promise.all(procs.map((p) => p.ready)), sleep(120_000).then(() => Promise.reject(new Error('hosts did not reach their gate')))]);
@@ -273,6 +291,8 @@ async function runOnce(lan: Lan, ref: string, digest: string, n: number, run: nu
     const makespanMs = ok.length === n ? Math.max(...ok) - releasedAt : undefined;
     if (!lastReady) log(`N=${n} run ${run + 1}: not every host said "image ready"; the window ends when all exited`);
     const windowS = (last.at - releasedAt) / 1000;
+    const delta = (i: number, k: keyof Counts) => last.counts[i]![k] - first.counts[i]![k];
+    const multicastSent = hosts.reduce((a, _, i) => a + delta(i, 'sentMulticast'), 0);
     const perHost = hosts.map((h, i): HostResult => {
       const c0 = first.counts[i]!;
       const c1 = last.counts[i]!;
@@ -291,11 +311,12 @@ async function runOnce(lan: Lan, ref: string, digest: string, n: number, run: nu
         sentAnswersPerS: (c1.sentAnswers - c0.sentAnswers) / windowS,
         receivedPerS: (c1.received - c0.received) / windowS,
         receivedAnswersPerS: (c1.receivedAnswers - c0.receivedAnswers) / windowS,
+        offeredPerS: (multicastSent - delta(i, 'sentMulticast') + delta(i, 'receivedUnicast')) / windowS,
         ...(cpu1 !== undefined && cpu0 !== undefined ? { cpuWindowS: cpu1 - cpu0 } : {}),
         ...(outcomes[i]!.cpuSeconds !== undefined ? { cpuTotalS: outcomes[i]!.cpuSeconds } : {}),
       };
     });
-    return { hosts: n, run, ...(makespanMs !== undefined ? { makespanMs } : {}), windowMs: windowS * 1000, perHost };
+    return { bin: bin.label, hosts: n, run, ...(makespanMs !== undefined ? { makespanMs } : {}), windowMs: windowS * 1000, perHost };
   } finally {
     for (const p of procs) kill(p.proc);
     await Promise.all(procs.map((p) => p.done));
@@ -319,12 +340,14 @@ function median(xs: number[]): number | undefined {
 }
 
 interface Row {
+  bin: string;
   hosts: number;
   /** medians over runs of the per-run medians over hosts */
   sentPerS?: number;
   receivedPerS?: number;
   receivedAnswersPerS?: number;
   receivedMaxPerS?: number;
+  offeredPerS?: number;
   cpuWindowS?: number;
   cpuTotalS?: number;
   firstPeerMs?: number;
@@ -334,10 +357,10 @@ interface Row {
   failedHosts: number;
 }
 
-function summarise(n: number, results: RunResult[]): Row {
+function summarise(bin: string, n: number, results: RunResult[]): Row {
   const per = (f: (h: HostResult) => number | undefined, agg: (xs: number[]) => number | undefined = median) =>
     median(results.map((r) => agg(r.perHost.map(f).filter((x): x is number => x !== undefined)) ?? NaN));
-  const row: Row = { hosts: n, failedHosts: results.reduce((a, r) => a + r.perHost.filter((h) => !h.ok).length, 0) };
+  const row: Row = { bin, hosts: n, failedHosts: results.reduce((a, r) => a + r.perHost.filter((h) => !h.ok).length, 0) };
   const set = <K extends keyof Row>(k: K, v: Row[K] | undefined) => {
     if (v !== undefined) row[k] = v;
   };
@@ -345,6 +368,7 @@ function summarise(n: number, results: RunResult[]): Row {
   set('receivedPerS', per((h) => h.receivedPerS));
   set('receivedAnswersPerS', per((h) => h.receivedAnswersPerS));
   set('receivedMaxPerS', per((h) => h.receivedPerS, (xs) => (xs.length ? Math.max(...xs) : undefined)));
+  set('offeredPerS', per((h) => h.offeredPerS));
   set('cpuWindowS', per((h) => h.cpuWindowS));
   set('cpuTotalS', per((h) => h.cpuTotalS));
   set('firstPeerMs', per((h) => h.firstPeerMs));
@@ -357,12 +381,12 @@ function summarise(n: number, results: RunResult[]): Row {
 function table(rows: Row[]): string {
   const f = (x: number | undefined, d = 1) => (x === undefined ? '-' : x.toFixed(d));
   const s = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(2));
-  const head = '| N | mDNS sent / host / s | received / host / s (answers; max host) | CPU-s / host (pull; whole process) | first peer p50 / max (s) | ' +
+  const head = '| binary | N | mDNS sent / host / s | received / host / s: sent to it | delivered (answers; max host) | CPU-s / host (pull; whole process) | first peer p50 / max (s) | ' +
     `${ENOUGH_PEERS}th peer (or N-1th) p50 (s) | makespan (s) | failed |`;
-  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  const lines = [head, '|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     lines.push(
-      `| ${r.hosts} | ${f(r.sentPerS)} | ${f(r.receivedPerS)} (${f(r.receivedAnswersPerS)}; ${f(r.receivedMaxPerS)}) | ${f(r.cpuWindowS, 2)}; ${f(r.cpuTotalS, 2)} | ` +
+      `| ${r.bin} | ${r.hosts} | ${f(r.sentPerS)} | ${f(r.offeredPerS)} | ${f(r.receivedPerS)} (${f(r.receivedAnswersPerS)}; ${f(r.receivedMaxPerS)}) | ${f(r.cpuWindowS, 2)}; ${f(r.cpuTotalS, 2)} | ` +
         `${s(r.firstPeerMs)} / ${s(r.firstPeerMaxMs)} | ${s(r.enoughPeersMs)} | ${s(r.makespanMs)} | ${r.failedHosts} |`,
     );
   }
@@ -375,7 +399,7 @@ const work = await mkdtemp(join(tmpdir(), 'swarmpull-mdns-scale-'));
 scratch.push(work);
 const perLayer = Math.floor((sizeMiB * MiB) / layers);
 const image = await buildImage(join(work, 'image'), 'bench', { layers: Array(layers).fill(perLayer), seed: `mdns-scale-${sizeMiB}-${layers}` });
-log(`${maxHosts} hosts at ${rateMbit} Mbit/s; image ${(image.size / MiB).toFixed(1)} MiB in ${layers} layers; ${bin}`);
+log(`${maxHosts} hosts at ${rateMbit} Mbit/s; image ${(image.size / MiB).toFixed(1)} MiB in ${layers} layers; ${bins.map((b) => `${b.label}=${b.path}`).join(', ')}`);
 const lan = await createLan({ hosts: maxHosts, rateMbit, withRegistryHost: true });
 let registry: Registry | undefined;
 const all: RunResult[] = [];
@@ -390,19 +414,24 @@ try {
   const hostsWork = join(work, 'hosts');
   await mkdir(hostsWork, { recursive: true });
   for (const n of hostsList) {
-    const results: RunResult[] = [];
+    const results = new Map(bins.map((b) => [b.label, [] as RunResult[]]));
     for (let run = 0; run < runs; run++) {
-      const r = await runOnce(lan, ref, digest, n, run, hostsWork);
-      results.push(r);
-      const one = summarise(n, [r]);
-      log(
-        `N=${n} run ${run + 1}: makespan ${one.makespanMs === undefined ? '-' : (one.makespanMs / 1000).toFixed(2) + ' s'}, ` +
-          `received ${one.receivedPerS?.toFixed(1)} pkt/s/host (max ${one.receivedMaxPerS?.toFixed(1)}), sent ${one.sentPerS?.toFixed(1)}, ` +
-          `CPU ${one.cpuWindowS?.toFixed(2)} s/host, first peer ${one.firstPeerMs} ms, failed ${one.failedHosts}`,
-      );
+      // alternate, starting with a different binary each run: neither always runs on the quieter minute
+      for (const bin of bins.map((_, k) => bins[(k + run) % bins.length]!)) {
+        const r = await runOnce(lan, ref, digest, bin, n, run, hostsWork);
+        results.get(bin.label)!.push(r);
+        const one = summarise(bin.label, n, [r]);
+        log(
+          `${bin.label} N=${n} run ${run + 1}: makespan ${one.makespanMs === undefined ? '-' : (one.makespanMs / 1000).toFixed(2) + ' s'}, ` +
+            `received ${one.offeredPerS?.toFixed(1)} pkt/s/host (delivered ${one.receivedPerS?.toFixed(1)}, max ${one.receivedMaxPerS?.toFixed(1)}), sent ${one.sentPerS?.toFixed(1)}, ` +
+            `CPU ${one.cpuWindowS?.toFixed(2)} s/host (whole ${one.cpuTotalS?.toFixed(2)}), first peer ${one.firstPeerMs} ms, failed ${one.failedHosts}`,
+        );
+      }
     }
-    all.push(...results);
-    rows.push(summarise(n, results));
+    for (const [label, rs] of results) {
+      all.push(...rs);
+      rows.push(summarise(label, n, rs));
+    }
   }
   process.stdout.write(
     `\n${(image.size / MiB).toFixed(1)} MiB in ${layers} layers (${layers + 1} blobs), every link ${rateMbit} Mbit/s, median of ${runs} run(s)` +
@@ -413,7 +442,7 @@ try {
   await lan.destroy();
 }
 if (values!.json) {
-  await writeFile(values!.json, JSON.stringify({ generatedAt: new Date().toISOString(), argv: process.argv.slice(2), bin, rows, runs: all }, null, 1) + '\n');
+  await writeFile(values!.json, JSON.stringify({ generatedAt: new Date().toISOString(), argv: process.argv.slice(2), bins, rows, runs: all }, null, 1) + '\n');
   log(`raw numbers in ${values!.json}`);
 }
 
