@@ -90,6 +90,12 @@ const PEERS_PER_PACKET = 8;
 const ENOUGH_PEERS = 8;
 const FLOOR_PEERS = 4;
 /**
+ * Instances heard for a lookup within KNOWN_ANSWER_MS at which it does not ask (its back-off goes on, so it asks again
+ * once they age): more candidates than it can dial at once bring nothing. At 64 hosts on congested 10 Mbit/s links,
+ * lookups whose dials were slow kept asking every 5 s for minutes (bench:mdns).
+ */
+const ENOUGH_KNOWN = 16;
+/**
  * A responder that hears this many other hosts answer a subtype during its random delay does not answer: the
  * asker heard them too. With 64 hosts, answering every query was ~63 answers per query for every host to read;
  * below 9 hosts it never applies.
@@ -285,15 +291,14 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     // Take lookups due in the next 50 ms too, so that staggered lookups share packets instead of each
     // waking the timer for its own.
     const due = [...this.lookups.values()].filter((l) => !l.paused && l.nextAt <= now + 50);
-    for (let i = 0; i < due.length; i += QUESTIONS_PER_PACKET) {
-      const part = due.slice(i, i + QUESTIONS_PER_PACKET);
+    const asking = due.filter((l) => freshCount(l.known, now) < ENOUGH_KNOWN);
+    for (let i = 0; i < asking.length; i += QUESTIONS_PER_PACKET) {
+      const part = asking.slice(i, i + QUESTIONS_PER_PACKET);
       const questions: Question[] = part.map((l) => ({ name: l.name, type: 'PTR', class: 'IN' }));
       this.mdns?.query({ questions, answers: this.knownAnswers(part, now) }, (err) => this.sendFailed(err));
     }
-    for (const l of due) {
-      this.lastAsked.set(labelOf(l.name)!, now);
-      this.asked(l, now);
-    }
+    for (const l of asking) this.lastAsked.set(labelOf(l.name)!, now);
+    for (const l of due) this.asked(l, now);
     this.scheduleQueries();
   }
 
@@ -612,6 +617,12 @@ function knownAnswersOf(packet: unknown): Map<string, Set<string>> {
 /** Bytes of a name in a packet: a length byte per label, the labels, the root's zero (dns-packet does not compress). */
 function nameBytes(name: string): number {
   return Buffer.byteLength(name.replace(/\.$/, '')) + 2;
+}
+
+function freshCount(known: Map<string, number>, now: number): number {
+  let n = 0;
+  for (const at of known.values()) if (now - at < KNOWN_ANSWER_MS) n++;
+  return n;
 }
 
 function randomDelay(): number {

@@ -186,6 +186,31 @@ describe('mDNS sends what the LAN does not already know', { skip }, () => {
     await p.waitFor('an answer', (e) => p.packets('response', h0, name, from).includes(e), 2000, from);
   });
 
+  test('a lookup that heard 16 peers does not ask (their answers are fresh)', async () => {
+    const F = newId();
+    const name = subtypeName(Buffer.from(F, 'hex'));
+    const h0 = lan.hosts[0]!.address;
+    const net = lan.hosts[1]!.address.split('.').slice(0, 3).join('.');
+    const others = Array.from({ length: 16 }, (_, i) => `${net}.${220 + i}`);
+    for (const a of others) {
+      const r = await lan.exec(1, 'ip', ['addr', 'add', `${a}/24`, 'dev', 'eth0']);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const p = await probe(1);
+    const asker = peer(0, 7004, ['--lookup', F]);
+    await ready(asker);
+    await p.waitFor('a query', (e) => p.packets('query', h0, name).includes(e), 2000);
+    await p.command({ cmd: 'answer', name, from: others.slice(0, 15) });
+    await asker.waitFor('15 peers', () => asker.peers(F).size === 15, 3000);
+    let from = p.events.length;
+    await p.waitFor('a query with 15 peers known', (e) => p.packets('query', h0, name, from).includes(e), 6000, from);
+    await p.command({ cmd: 'answer', name, from: others.slice(15) });
+    await asker.waitFor('16 peers', () => asker.peers(F).size === 16, 3000);
+    from = p.events.length;
+    await sleep(4000); // its back-off (steps of 2 and 4 s by now) would have asked again
+    assert.deepEqual(p.packets('query', h0, name, from), [], 'asked with 16 fresh peers known');
+  });
+
   test('a lookup stops asking while it has enough peers, and asks again below the floor', async () => {
     const E = newId();
     const name = subtypeName(Buffer.from(E, 'hex'));
