@@ -2,8 +2,13 @@
 //
 // Each swarm (blob) is a subtype `_<base32 id>._sub._swarmpull._tcp.local`. A process answers for the subtypes of
 // the blobs it holds or fetches, and asks for those it wants, repeating with back-off so that hosts starting at
-// the same moment find each other. Nothing is cached: a peer is reported once per lookup, and the caller
-// decides when it has enough.
+// the same moment find each other. A peer is reported once per lookup.
+//
+// Traffic stays flat as the LAN grows (RFC 6762 §5.2, §6, §7): a query lists the instances its asker already heard
+// (known answers), and those stay silent; a host that hears another ask what it was about to ask, with no known
+// answers it lacks, counts that query as its own; a responder waits 20-120 ms and stays silent if enough others
+// answered meanwhile; and a lookup stops asking while the caller has enough peers for the blob (peer exchange
+// brings the rest), until they fall below a floor.
 //
 // Everything read from the socket is hostile: the handlers below check every field they use, never throw,
 // and keep memory bounded (peers per lookup, lookups, records read per packet).
@@ -45,6 +50,23 @@ interface Lookup {
   nextAt: number;
   /** `host:port` of peers already reported */
   peers: Set<string>;
+  /** instance names heard answering for this subtype → when last heard (epoch ms): the known answers we send */
+  known: Map<string, number>;
+  /** the caller has ENOUGH_PEERS ready for this blob (connected()): no queries until they fall below FLOOR_PEERS */
+  paused: boolean;
+}
+
+/** A subtype someone asked for, to be answered when its random delay is over. */
+interface PendingAnswer {
+  /** unasked (announce): multicast at once, whoever answered */
+  announce: boolean;
+  /**
+   * addresses heard answering this subtype since it was asked for: at ANSWER_QUORUM we stay silent. Addresses, not
+   * instance names: one host must not silence the others by answering under many names.
+   */
+  heard: Set<string>;
+  /** `address:port` of askers to answer by unicast if the subtype is still held off when the delay is over */
+  askers: Set<string>;
 }
 
 const MDNS_PORT = 5353;
@@ -60,6 +82,36 @@ const MAX_RECORDS = 256;
 const MULTICAST_HOLDOFF = 1000;
 /** Peers taken from one packet: an honest responder describes itself (one instance); 256 records made ~127 dials. */
 const PEERS_PER_PACKET = 8;
+/**
+ * Ready peers of a blob at which its lookup stops asking, and below which it asks again. A pull uses up to 32 per
+ * blob (swarm.ts), and peer exchange tells each new peer the addresses of the others: 8 peers bring the rest within
+ * a round trip, while every query costs every host on the LAN a packet (and up to 8 answers, below).
+ */
+const ENOUGH_PEERS = 8;
+const FLOOR_PEERS = 4;
+/**
+ * Instances heard for a lookup within KNOWN_ANSWER_MS at which it does not ask (its back-off goes on, so it asks again
+ * once they age): more candidates than it can dial at once bring nothing. At 64 hosts on congested 10 Mbit/s links,
+ * lookups whose dials were slow kept asking every 5 s for minutes (bench:mdns).
+ */
+const ENOUGH_KNOWN = 16;
+/**
+ * A responder that hears this many other hosts answer a subtype during its random delay does not answer: the
+ * asker heard them too. With 64 hosts, answering every query was ~63 answers per query for every host to read;
+ * below 9 hosts it never applies.
+ */
+const ANSWER_QUORUM = 8;
+/** RFC 6762 §6: shared records are answered after 20-120 ms; §5.2: a first query waits as long (hosts start together). */
+const MIN_DELAY = 20;
+const MAX_DELAY = 120;
+/** RFC 6762 §7.1: a known answer is listed (and believed by a responder) only with at least half its TTL left. */
+const KNOWN_ANSWER_MS = (TTL * 1000) / 2;
+/** Bytes of a query packet (questions and known answers) under a 1500-byte MTU; known answers that do not fit are left out. */
+const QUERY_BYTES = 1400;
+/** Askers of one subtype answered by unicast in one flush (the rest heard the multicast a moment before). */
+const ASKERS_PER_ANSWER = 16;
+/** A query from our own address and port naming only questions we sent this recently is our own, looped back. */
+const OWN_QUERY_MS = 2000;
 
 const SUBTYPE_RE = /^_([a-z2-7]{32})\._sub\._swarmpull\._tcp\.local\.?$/;
 
@@ -84,7 +136,8 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   private readonly announced = new Set<string>(); // subtype labels we answer for
   private readonly lookups = new Map<string, Lookup>(); // by subtype label
   private readonly lastMulticast = new Map<string, number>(); // label → when we last multicast its answer
-  private readonly pendingAnswers = new Set<string>();
+  private readonly pendingAnswers = new Map<string, PendingAnswer>(); // by subtype label
+  private readonly lastAsked = new Map<string, number>(); // label → when we last sent a question for it
   private answerTimer: NodeJS.Timeout | undefined;
   private queryTimer: NodeJS.Timeout | undefined;
   private readonly logged = new Set<string>(); // log each kind of trouble once, not once per packet
@@ -145,7 +198,7 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     mdns.on('query', (packet, rinfo) => this.guard(() => this.onQuery(packet, rinfo)));
     mdns.on('response', (packet, rinfo) => this.guard(() => this.onResponse(packet, rinfo)));
     this.mdns = mdns;
-    for (const label of this.announced) this.pendingAnswers.add(label);
+    for (const label of this.announced) this.pend(label, true);
     if (this.pendingAnswers.size > 0) this.scheduleAnswers(0);
     this.scheduleQueries();
   }
@@ -167,7 +220,7 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     if (this.announced.has(label)) return;
     this.announced.add(label);
     if (!this.mdns) return; // start() announces everything announced before it
-    this.pendingAnswers.add(label);
+    this.pend(label, true);
     this.scheduleAnswers(0); // 0, not now: announcements made in the same tick share one packet
   }
 
@@ -182,17 +235,42 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     this.lastMulticast.delete(label);
   }
 
-  /** Query for this swarm now and again with back-off until stopLookup; each new peer is emitted once. */
+  /**
+   * Query for this swarm in 20-120 ms and again with back-off until stopLookup (or while the caller has enough
+   * peers, see connected()); each new peer is emitted once.
+   */
   lookup(id: Buffer): void {
     const label = subtypeLabel(id);
     if (this.lookups.has(label)) return;
     if (this.lookups.size >= this.maxLookups) throw new RangeError(`more than ${this.maxLookups} mDNS lookups at once`);
-    this.lookups.set(label, { id: Buffer.from(id), name: subtypeName(id), interval: FIRST_INTERVAL, nextAt: Date.now(), peers: new Set() });
+    const nextAt = Date.now() + randomDelay();
+    this.lookups.set(label, { id: Buffer.from(id), name: subtypeName(id), interval: FIRST_INTERVAL, nextAt, peers: new Set(), known: new Map(), paused: false });
     this.scheduleQueries();
   }
 
   stopLookup(id: Buffer): void {
-    this.lookups.delete(subtypeLabel(id));
+    const label = subtypeLabel(id);
+    this.lookups.delete(label);
+    this.lastAsked.delete(label);
+    this.scheduleQueries();
+  }
+
+  /**
+   * How many peers the caller has ready for a swarm it looks up. At ENOUGH_PEERS the lookup stops asking (answers
+   * heard still report peers); below FLOOR_PEERS it asks again, from the first back-off step.
+   */
+  connected(id: Buffer, peers: number): void {
+    const lookup = this.lookups.get(subtypeLabel(id));
+    if (!lookup) return;
+    if (!lookup.paused && peers >= ENOUGH_PEERS) {
+      lookup.paused = true;
+    } else if (lookup.paused && peers < FLOOR_PEERS) {
+      lookup.paused = false;
+      lookup.interval = FIRST_INTERVAL;
+      lookup.nextAt = Date.now() + randomDelay();
+    } else {
+      return;
+    }
     this.scheduleQueries();
   }
 
@@ -201,9 +279,10 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   private scheduleQueries(): void {
     clearTimeout(this.queryTimer);
     this.queryTimer = undefined;
-    if (!this.mdns || this.lookups.size === 0) return;
+    if (!this.mdns) return;
     let next = Infinity;
-    for (const l of this.lookups.values()) next = Math.min(next, l.nextAt);
+    for (const l of this.lookups.values()) if (!l.paused) next = Math.min(next, l.nextAt);
+    if (next === Infinity) return;
     this.queryTimer = setTimeout(() => this.sendQueries(), Math.max(0, next - Date.now()));
   }
 
@@ -211,16 +290,54 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     const now = Date.now();
     // Take lookups due in the next 50 ms too, so that staggered lookups share packets instead of each
     // waking the timer for its own.
-    const due = [...this.lookups.values()].filter((l) => l.nextAt <= now + 50);
-    for (let i = 0; i < due.length; i += QUESTIONS_PER_PACKET) {
-      const questions: Question[] = due.slice(i, i + QUESTIONS_PER_PACKET).map((l) => ({ name: l.name, type: 'PTR', class: 'IN' }));
-      this.mdns?.query({ questions }, (err) => this.sendFailed(err));
+    const due = [...this.lookups.values()].filter((l) => !l.paused && l.nextAt <= now + 50);
+    const asking = due.filter((l) => freshCount(l.known, now) < ENOUGH_KNOWN);
+    for (let i = 0; i < asking.length; i += QUESTIONS_PER_PACKET) {
+      const part = asking.slice(i, i + QUESTIONS_PER_PACKET);
+      const questions: Question[] = part.map((l) => ({ name: l.name, type: 'PTR', class: 'IN' }));
+      this.mdns?.query({ questions, answers: this.knownAnswers(part, now) }, (err) => this.sendFailed(err));
     }
-    for (const l of due) {
-      l.nextAt = now + jitter(l.interval);
-      l.interval = Math.min(l.interval * 2, MAX_INTERVAL);
-    }
+    for (const l of asking) this.lastAsked.set(labelOf(l.name)!, now);
+    for (const l of due) this.asked(l, now);
     this.scheduleQueries();
+  }
+
+  /** The query went out (ours, or another host's that asked the same): next one a back-off step later. */
+  private asked(l: Lookup, now: number): void {
+    l.nextAt = now + jitter(l.interval);
+    l.interval = Math.min(l.interval * 2, MAX_INTERVAL);
+  }
+
+  /**
+   * Known answers (RFC 6762 §7.1) for these lookups' questions: the instances heard answering with at least half
+   * their TTL left, taken in turn from each lookup at random (so that over several queries every responder left out
+   * is listed), while the packet stays within QUERY_BYTES. Responders left out answer again, which costs traffic only.
+   */
+  private knownAnswers(lookups: Lookup[], now: number): Answer[] {
+    let bytes = 12 + lookups.reduce((a, l) => a + nameBytes(l.name) + 4, 0);
+    const queues = lookups.map((l) => {
+      const fresh: string[] = [];
+      for (const [instance, at] of l.known) {
+        if (now - at < KNOWN_ANSWER_MS) fresh.push(instance);
+        else l.known.delete(instance); // expired: forget it (bounds the map too)
+      }
+      return { name: l.name, known: l.known, instances: shuffle(fresh) };
+    });
+    const answers: Answer[] = [];
+    for (let more = true; more; ) {
+      more = false;
+      for (const q of queues) {
+        const instance = q.instances.pop();
+        if (instance === undefined) continue;
+        const size = nameBytes(q.name) + 10 + nameBytes(instance);
+        if (bytes + size > QUERY_BYTES) return answers;
+        bytes += size;
+        // the TTL a responder checks against half of its own: what is left of the 120 s we heard
+        answers.push({ name: q.name, type: 'PTR', ttl: TTL - Math.floor((now - q.known.get(instance)!) / 1000), data: instance });
+        more = true;
+      }
+    }
+    return answers;
   }
 
   // ---- queries we answer -----------------------------------------------------------------------------------
@@ -228,17 +345,25 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   private onQuery(packet: unknown, rinfo: RemoteInfo): void {
     if (!this.onLink(rinfo.address)) return; // RFC 6762 §11: a unicast query from off the link gets no answer
     const questions = listOf(packet, 'questions').slice(0, MAX_RECORDS);
+    const now = Date.now();
+    const legacy = rinfo.port !== this.mdnsPort;
+    if (!legacy && rinfo.address === this.address && this.isOwnQuery(questions, now)) return;
+    const known = legacy ? new Map<string, Set<string>>() : knownAnswersOf(packet);
     const asked: Question[] = [];
     for (const q of questions) {
       if (!isRecord(q) || (q.type !== 'PTR' && q.type !== 'ANY')) continue;
       // class is not checked: dns-packet 5 turns a QU-bit class into 'UNKNOWN_32769', and IN is all there is
       const label = labelOf(q.name);
-      if (label && this.announced.has(label)) asked.push({ name: q.name as string, type: 'PTR', class: 'IN' });
+      if (!label) continue;
+      const theirs = known.get(label);
+      if (!legacy) this.heardQuestion(label, theirs, now);
+      // RFC 6762 §7.1: no answer the asker already listed (with half its TTL left)
+      if (this.announced.has(label) && !theirs?.has(this.instance)) asked.push({ name: q.name as string, type: 'PTR', class: 'IN' });
     }
     if (asked.length === 0) return;
     const labels = [...new Set(asked.map((q) => labelOf(q.name)!))];
 
-    if (rinfo.port !== this.mdnsPort) {
+    if (legacy) {
       // A "legacy" unicast query from an ordinary resolver socket (RFC 6762 §6.7): it only hears a unicast
       // reply that echoes its id and questions. Tools such as `dig -p 5353 @224.0.0.251` work this way.
       const id = isRecord(packet) && typeof packet.id === 'number' ? packet.id : 0;
@@ -247,23 +372,46 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
       }
       return;
     }
-    const now = Date.now();
-    const held: string[] = [];
-    for (const label of labels) {
-      if (now - (this.lastMulticast.get(label) ?? -Infinity) >= MULTICAST_HOLDOFF) this.pendingAnswers.add(label);
-      else held.push(label);
-    }
-    // RFC 6762 §6: delay shared answers 20-120 ms, so that a hundred hosts answering one query spread out,
-    // and queries arriving meanwhile are answered by the same packet.
-    if (this.pendingAnswers.size > 0) this.scheduleAnswers(20 + Math.random() * 100);
+    // RFC 6762 §6: delay shared answers 20-120 ms, so that a hundred hosts answering one query spread out, those
+    // that hear enough others answer stay silent, and queries arriving meanwhile are answered by the same packet.
     // Multicast is held off for a second after each answer, but an asker that just started did not hear that
-    // answer: tell it alone, by unicast (what the QU bit asks for; dns-packet 5 cannot encode it). Not to our
-    // own address: that is our own query looped back (or another process here, which hears the multicast).
-    if (held.length > 0 && rinfo.address !== this.address) {
-      for (const part of chunks(held, ANSWERS_PER_PACKET)) {
-        this.mdns?.respond(this.records(part, TTL), { port: rinfo.port, address: rinfo.address }, (err) => this.sendFailed(err));
-      }
+    // answer: then it is told alone, by unicast (what the QU bit asks for; dns-packet 5 cannot encode it). Not
+    // our own address: that is another process here, which hears the multicast.
+    for (const label of labels) {
+      const pending = this.pend(label, false);
+      if (rinfo.address !== this.address && pending.askers.size < ASKERS_PER_ANSWER) pending.askers.add(`${rinfo.address}:${rinfo.port}`);
     }
+    this.scheduleAnswers(randomDelay());
+  }
+
+  /**
+   * Another host asked for a subtype we look up. If it listed no known answer we lack (ourselves aside), the answers
+   * it gets are those we would get, and we hear them: count its query as ours (RFC 6762 §7.3).
+   */
+  private heardQuestion(label: string, theirs: Set<string> | undefined, now: number): void {
+    const lookup = this.lookups.get(label);
+    if (!lookup || lookup.paused) return;
+    for (const instance of theirs ?? []) if (instance !== this.instance && !lookup.known.has(instance)) return;
+    this.asked(lookup, now);
+    this.scheduleQueries();
+  }
+
+  /** Our own query, looped back: from our address and port, asking only what we asked a moment ago. */
+  private isOwnQuery(questions: unknown[], now: number): boolean {
+    if (questions.length === 0) return false;
+    for (const q of questions) {
+      const label = isRecord(q) ? labelOf(q.name) : undefined;
+      if (!label || now - (this.lastAsked.get(label) ?? -Infinity) > OWN_QUERY_MS) return false;
+    }
+    return true;
+  }
+
+  /** The pending answer of a subtype, made if there is none. */
+  private pend(label: string, announce: boolean): PendingAnswer {
+    let p = this.pendingAnswers.get(label);
+    if (!p) this.pendingAnswers.set(label, (p = { announce, heard: new Set(), askers: new Set() }));
+    p.announce ||= announce;
+    return p;
   }
 
   private scheduleAnswers(delay: number): void {
@@ -274,12 +422,32 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
 
   private flushAnswers(): void {
     this.answerTimer = undefined;
-    const labels = [...this.pendingAnswers].filter((l) => this.announced.has(l));
-    this.pendingAnswers.clear();
     const now = Date.now();
-    for (const part of chunks(labels, ANSWERS_PER_PACKET)) {
+    const multicast: string[] = [];
+    const unicast = new Map<string, string[]>(); // asker → labels
+    for (const [label, p] of this.pendingAnswers) {
+      if (!this.announced.has(label)) continue;
+      if (p.announce || now - (this.lastMulticast.get(label) ?? -Infinity) >= MULTICAST_HOLDOFF) {
+        // enough others answered while we waited: the asker heard them (an announcement goes out anyway)
+        if (p.announce || p.heard.size < ANSWER_QUORUM) multicast.push(label);
+        continue;
+      }
+      if (p.heard.size >= ANSWER_QUORUM) continue;
+      for (const asker of p.askers) {
+        const labels = unicast.get(asker) ?? [];
+        unicast.set(asker, labels);
+        labels.push(label);
+      }
+    }
+    this.pendingAnswers.clear();
+    for (const part of chunks(multicast, ANSWERS_PER_PACKET)) {
       this.mdns?.respond(this.records(part, TTL), (err) => this.sendFailed(err));
       for (const l of part) this.lastMulticast.set(l, now);
+    }
+    for (const [asker, labels] of unicast) {
+      const sep = asker.lastIndexOf(':');
+      const to = { address: asker.slice(0, sep), port: Number(asker.slice(sep + 1)) };
+      for (const part of chunks(labels, ANSWERS_PER_PACKET)) this.mdns?.respond(this.records(part, TTL), to, (err) => this.sendFailed(err));
     }
   }
 
@@ -297,7 +465,7 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   // ---- answers we hear -------------------------------------------------------------------------------------
 
   private onResponse(packet: unknown, rinfo: RemoteInfo): void {
-    if (this.lookups.size === 0) return;
+    if (this.lookups.size === 0 && this.pendingAnswers.size === 0) return;
     if (!this.onLink(rinfo.address)) {
       this.logOnce('off-link', `mdns: ignoring answers from ${rinfo.address}, outside ${this.address}/${this.netmask}`);
       return;
@@ -322,21 +490,26 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     for (const r of records) {
       if (peers >= PEERS_PER_PACKET) break;
       if (r.type !== 'PTR' || typeof r.data !== 'string' || r.ttl === 0) continue;
-      const lookup = this.lookups.get(labelOf(r.name) ?? '');
-      if (!lookup) continue;
+      const label = labelOf(r.name) ?? '';
       const instance = r.data.toLowerCase();
       if (instance === this.instance) continue; // our own answer, looped back
+      const pending = this.pendingAnswers.get(label);
+      if (pending && pending.heard.size < ANSWER_QUORUM && rinfo.address !== this.address) pending.heard.add(rinfo.address);
+      const lookup = this.lookups.get(label);
+      if (!lookup) continue;
       const srv = srvs.get(instance);
       const host = srv && addrs.get(srv.target);
       if (srv && host) {
         peers++;
-        this.found(lookup, host, srv.port, rinfo.address);
+        this.found(lookup, instance, host, srv.port, rinfo.address);
       }
     }
   }
 
-  private found(lookup: Lookup, host: string, port: number, source: string): void {
+  private found(lookup: Lookup, instance: string, host: string, port: number, source: string): void {
     if (host === this.address && port === this.port) return; // us under another name: a replay
+    // a known answer for our next queries (bounded like the peers: an instance per peer, and the stale ones expire)
+    if (lookup.known.has(instance) || lookup.known.size < this.maxPeersPerId) lookup.known.set(instance, Date.now());
     const key = `${host}:${port}`;
     if (lookup.peers.has(key)) return;
     if (lookup.peers.size >= this.maxPeersPerId) {
@@ -422,6 +595,46 @@ function chunks<T>(xs: T[], n: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
+}
+
+/**
+ * The known answers of a query, by subtype label: the instance names of its PTR records with at least half our TTL
+ * left (RFC 6762 §7.1). Bounded like everything read from a packet.
+ */
+function knownAnswersOf(packet: unknown): Map<string, Set<string>> {
+  const known = new Map<string, Set<string>>();
+  for (const r of listOf(packet, 'answers').slice(0, MAX_RECORDS)) {
+    if (!isRecord(r) || r.type !== 'PTR' || typeof r.data !== 'string' || typeof r.ttl !== 'number' || r.ttl < TTL / 2) continue;
+    const label = labelOf(r.name);
+    if (!label) continue;
+    let set = known.get(label);
+    if (!set) known.set(label, (set = new Set()));
+    set.add(r.data.toLowerCase());
+  }
+  return known;
+}
+
+/** Bytes of a name in a packet: a length byte per label, the labels, the root's zero (dns-packet does not compress). */
+function nameBytes(name: string): number {
+  return Buffer.byteLength(name.replace(/\.$/, '')) + 2;
+}
+
+function freshCount(known: Map<string, number>, now: number): number {
+  let n = 0;
+  for (const at of known.values()) if (now - at < KNOWN_ANSWER_MS) n++;
+  return n;
+}
+
+function randomDelay(): number {
+  return MIN_DELAY + Math.random() * (MAX_DELAY - MIN_DELAY);
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
 }
 
 /** ±20%, so hosts started by one ssh loop do not query in lock-step forever. */

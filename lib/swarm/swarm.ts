@@ -304,10 +304,14 @@ export class Swarm {
       peer.close('refused');
       return false;
     }
+    // mDNS stops asking for a blob with enough peers, and asks again when they leave (the blob's own close
+    // handler, added first, has dropped the peer by then).
+    peer.on('close', () => this.mdns?.connected(blob.infoHash, readyPeers(blob)));
     peer.on('ready', () => {
       if (this.isLeftAlone(peer.host)) return peer.close('left alone after breaking a bound');
       // Half-open peers hold no slot: the blob's limit counts ready ones.
       if (readyPeers(blob) > MAX_PEERS_PER_BLOB) return peer.close('enough peers for this blob');
+      this.mdns?.connected(blob.infoHash, readyPeers(blob));
       this.peersSeen.add(peer.key);
       // Peer exchange: tell it where our other peers of this blob listen, and them where it does.
       peer.pex([...blob.peers.values()].filter((p) => p !== peer && p.ready && p.listenPort).map((p) => `${p.host}:${p.listenPort}`));

@@ -84,9 +84,9 @@ export class LanPeer {
   }
 
   /** Send a command and wait for its ack; returns the index of the ack in events. */
-  async command(cmd: string, id?: string): Promise<number> {
+  async command(cmd: string, id?: string, more: Record<string, unknown> = {}): Promise<number> {
     const before = this.events.length;
-    this.child.stdin!.write(JSON.stringify({ cmd, id }) + '\n');
+    this.child.stdin!.write(JSON.stringify({ cmd, id, ...more }) + '\n');
     await this.waitFor(`ack of ${cmd}`, (e) => e.ev === 'ack' && e.cmd === cmd, 5000, before);
     return this.events.length;
   }
