@@ -1,6 +1,6 @@
 // The links, as fluid flows: every node has an uplink and a downlink (bytes/ms), each TCP connection is a flow that
 // carries its queued transfers one after the other (a connection answers requests in order), and the active flows
-// share the links about fairly (max-min, approximated by a few rounds of handing a link's unused share to the flows
+// share the links about fairly (weighted max-min, approximated by a few rounds of handing a link's unused share to the flows
 // that can still take it). Time advances in steps of `dt`: a transfer done within a step completes at its end.
 export interface Transfer {
   bytes: number;
@@ -19,10 +19,13 @@ export class Flow {
   /** index in Network.active, or -1 */
   slot = -1;
   rate = 0;
-  constructor(src: number, dst: number, startAt = 0) {
+  /** its share of a link relative to the others' (TCP connections through one bottleneck get unequal shares) */
+  readonly weight: number;
+  constructor(src: number, dst: number, startAt = 0, weight = 1) {
     this.src = src;
     this.dst = dst;
     this.startAt = startAt;
+    this.weight = weight;
   }
 }
 
@@ -110,31 +113,31 @@ export class Network {
   private share(flows: Flow[]): void {
     const { up, down, upShare, downShare, used, count } = this;
     upShare.fill(0);
-    for (const f of flows) upShare[f.src]!++;
+    for (const f of flows) upShare[f.src]! += f.weight;
     downShare.fill(0);
-    for (const f of flows) downShare[f.dst]!++;
+    for (const f of flows) downShare[f.dst]! += f.weight;
     for (let i = 0; i < up.length; i++) {
       upShare[i] = upShare[i]! > 0 ? up[i]! / upShare[i]! : 0;
       downShare[i] = downShare[i]! > 0 ? down[i]! / downShare[i]! : 0;
     }
-    for (const f of flows) f.rate = Math.min(upShare[f.src]!, downShare[f.dst]!);
+    for (const f of flows) f.rate = f.weight * Math.min(upShare[f.src]!, downShare[f.dst]!);
     for (let round = 1; round < FAIRNESS_ROUNDS; round++) {
       // uplinks: flows held back by their receiver keep their rate; the rest share what is left
       used.fill(0);
       count.fill(0);
       for (const f of flows) {
-        if (f.rate < upShare[f.src]! - 1e-12) used[f.src]! += f.rate;
-        else count[f.src]!++;
+        if (f.rate < f.weight * upShare[f.src]! - 1e-12) used[f.src]! += f.rate;
+        else count[f.src]! += f.weight;
       }
       for (let i = 0; i < up.length; i++) if (count[i]! > 0) upShare[i] = Math.max(0, up[i]! - used[i]!) / count[i]!;
       used.fill(0);
       count.fill(0);
       for (const f of flows) {
-        if (f.rate < downShare[f.dst]! - 1e-12) used[f.dst]! += f.rate;
-        else count[f.dst]!++;
+        if (f.rate < f.weight * downShare[f.dst]! - 1e-12) used[f.dst]! += f.rate;
+        else count[f.dst]! += f.weight;
       }
       for (let i = 0; i < down.length; i++) if (count[i]! > 0) downShare[i] = Math.max(0, down[i]! - used[i]!) / count[i]!;
-      for (const f of flows) f.rate = Math.min(upShare[f.src]!, downShare[f.dst]!);
+      for (const f of flows) f.rate = f.weight * Math.min(upShare[f.src]!, downShare[f.dst]!);
     }
     // the rounds may hand out a little more than a link has: scale such a link's flows down to it
     for (const [cap, end] of [[up, 'src'], [down, 'dst']] as const) {

@@ -30,8 +30,12 @@ export interface BlobEnv {
   random: Random;
   registryNode: number;
   registryLatencyMs: number;
+  /** a registry request's share of the registry's link, relative to the others' (1: all equal) */
+  registryWeight(): number;
   /** run `f` when a message sent now arrives */
   post(f: () => void): void;
+  /** run `f(peer)` when a message we send each of `peers` now arrives there: behind the piece data queued to it */
+  postTo(from: SimBlob, peers: readonly number[], f: (peer: number) => void): void;
   /** run this blob's fill once the current event is done (BlobSwarm's setImmediate) */
   schedule(blob: SimBlob): void;
   /** the same blob at another host */
@@ -266,10 +270,7 @@ export class SimBlob {
   private gotPiece(piece: number): void {
     this.have.set(piece);
     const me = this.host;
-    const peers = [...this.peers.keys()];
-    this.env.post(() => {
-      for (const h of peers) this.env.blobAt(h).onHave(me, piece);
-    });
+    this.env.postTo(this, [...this.peers.keys()], (h) => this.env.blobAt(h).onHave(me, piece));
     for (const [host, t] of this.fetching.get(piece) ?? []) {
       const link = this.peers.get(host)!;
       t.cancelled = true;
@@ -321,11 +322,8 @@ export class SimBlob {
       this.registryActive.add(p);
     }
     const me = this.host;
-    const peers = [...this.peers.keys()];
-    this.env.post(() => {
-      for (const h of peers) this.env.blobAt(h).onClaim(me, run);
-    });
-    const flow = new Flow(this.env.registryNode, this.host, this.env.now() + this.env.registryLatencyMs);
+    this.env.postTo(this, [...this.peers.keys()], (h) => this.env.blobAt(h).onClaim(me, run));
+    const flow = new Flow(this.env.registryNode, this.host, this.env.now() + this.env.registryLatencyMs, this.env.registryWeight());
     run.forEach((piece, k) => {
       const bytes = this.pieceBytes(piece);
       this.env.net.send(flow, {

@@ -29,6 +29,8 @@ export interface SimConfig {
   registryMbit: number;
   /** from a registry request to its first byte */
   registryLatencyMs: number;
+  /** registry requests' shares of its link spread over [1 - s, 1 + s] of a fair one (0: TCP exactly fair) */
+  registryShareSpread?: number;
   /** from a dial to a ready connection (TCP, handshake, key proof) */
   connectMs: number;
   /** peers each host learns from discovery (mDNS answers) */
@@ -56,6 +58,8 @@ export interface SimResult {
   hosts: HostResult[];
   registryBytes: number;
   peerBytes: number;
+  /** bytes every host kept, from the registry and from peers (each host's copy of the image, once) */
+  keptBytes: number[];
   duplicateBytes: number;
   /** pieces of every blob fetched from the registry at least once, by somebody */
   registryPiecesCovered: number;
@@ -102,7 +106,24 @@ export function simulate(config: SimConfig): SimResult {
     random,
     registryNode,
     registryLatencyMs: config.registryLatencyMs,
+    registryWeight: () => 1 + (config.registryShareSpread ?? 0) * (2 * random() - 1),
     post: (f) => outbox.push(f),
+    postTo: (from, peers, f) => {
+      // A message goes on the connection after the piece data already queued on it: delayed by that backlog.
+      const groups = new Map<number, number[]>();
+      for (const h of peers) {
+        const flow = hosts[h]!.blobs[from.index]!.peers.get(from.host)?.flow;
+        const delay = flow ? backlogMs(flow, up[from.host]!) : 0;
+        const k = Math.ceil(delay / config.stepMs);
+        let g = groups.get(k);
+        if (!g) groups.set(k, (g = []));
+        g.push(h);
+      }
+      for (const [k, hs] of groups) {
+        if (k <= 1) outbox.push(() => hs.forEach(f));
+        else q.after(k * config.stepMs, () => (hs.forEach(f), flush()));
+      }
+    },
     schedule: (blob) => dirty.push(blob),
     blobAt: () => {
       throw new Error('set below');
@@ -223,12 +244,11 @@ export function simulate(config: SimConfig): SimResult {
     flush();
     for (const t of net.advance(q.now, step)) t.done();
     flush();
-    if (hostsLeft > 0 && q.now < (config.limitMs ?? Infinity)) q.after(step, tick);
+    if (hostsLeft > 0) q.after(step, tick);
   };
   q.at(0, tick);
-  while (q.step()) {
-    if (hostsLeft === 0) break;
-  }
+  const limit = config.limitMs ?? Infinity;
+  while (hostsLeft > 0 && q.now <= limit && q.step());
 
   const pieces = hosts[0]!.blobs.reduce((s, b) => s + b.layout.count, 0);
   let covered = 0;
@@ -248,6 +268,7 @@ export function simulate(config: SimConfig): SimResult {
     imageBytes: config.layers.reduce((a, b) => a + b, 0),
     hosts: hosts.map((h) => ({ startAt: h.startAt, doneAt: h.doneAt })),
     registryBytes: net.sent[registryNode]!,
+    keptBytes: hosts.map((h) => h.blobs.reduce((s, b) => s + b.fromRegistry + b.fromPeers, 0)),
     peerBytes,
     duplicateBytes: dup,
     registryPiecesCovered: covered,
@@ -256,6 +277,14 @@ export function simulate(config: SimConfig): SimResult {
     minPeers: Math.min(...peerCounts),
     wallMs: performance.now() - wallStart,
   };
+}
+
+/** How long the bytes queued on a flow take at its current rate (a new flow: a share of the uplink). */
+function backlogMs(flow: Flow, uplink: number): number {
+  let bytes = 0;
+  for (const t of flow.queue) if (!t.cancelled) bytes += t.left;
+  if (bytes === 0) return 0;
+  return Math.min(10_000, bytes / (flow.rate > 0 ? flow.rate : uplink / MAX_PEERS_PER_BLOB));
 }
 
 function registryHad(b: SimBlob, piece: number): boolean {
