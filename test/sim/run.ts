@@ -2,6 +2,7 @@
 // (host time p50/p99/max against the floor, registry egress against the image) and can write JSON and a chart.
 //   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
 //     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
+//     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000]
 //     [--json FILE] [--chart FILE.svg]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -28,6 +29,8 @@ try {
       learn: { type: 'string', default: '40' },
       'step-ms': { type: 'string', default: '50' },
       'start-spread-ms': { type: 'string', default: '100' },
+      'registry-share-spread': { type: 'string', default: '0' },
+      'claim-ms': { type: 'string' },
       seed: { type: 'string', default: '1' },
       json: { type: 'string' },
       chart: { type: 'string' },
@@ -48,7 +51,7 @@ if (layers < 1) usage('--layers: at least 1');
 const layerBytes = Math.floor((num('size-mib') * MiB) / layers);
 
 const rows: SimSummary[] = [];
-process.stdout.write('| hosts | floor | p50 | p99 | max | p50 / p99 / max vs floor | registry egress / image | duplicates / image / host | peers per blob | wall |\n|---|---|---|---|---|---|---|---|---|---|\n');
+process.stdout.write('| hosts | floor | p50 | p99 | max | p50 / p99 / max vs floor | registry egress / image | duplicates / image / host | peers per blob | lapsed claim views | wall |\n|---|---|---|---|---|---|---|---|---|---|---|\n');
 for (const hosts of hostsList) {
   const result = simulate({
     hosts,
@@ -56,6 +59,8 @@ for (const hosts of hostsList) {
     rateMbit: num('rate-mbit'),
     registryMbit: num('registry-mbit'),
     registryLatencyMs: num('registry-latency-ms'),
+    registryShareSpread: num('registry-share-spread'),
+    ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
     connectMs: num('connect-ms'),
     learnPeers: num('learn', true),
     discoveryMs: [50, 300],
@@ -68,7 +73,7 @@ for (const hosts of hostsList) {
   rows.push(s);
   const x = (v: number) => `${(v / s.floorS).toFixed(2)}x`;
   process.stdout.write(
-    `| ${hosts} | ${s.floorS.toFixed(1)} s | ${s.p50S.toFixed(1)} s | ${s.p99S.toFixed(1)} s | ${s.maxS.toFixed(1)} s | ${x(s.p50S)} / ${x(s.p99S)} / ${x(s.maxS)} | ${s.egressVsImage.toFixed(2)}x | ${s.duplicateVsImage.toFixed(3)} | ${s.meanPeers.toFixed(1)} | ${s.wallS.toFixed(0)} s |\n`,
+    `| ${hosts} | ${s.floorS.toFixed(1)} s | ${s.p50S.toFixed(1)} s | ${s.p99S.toFixed(1)} s | ${s.maxS.toFixed(1)} s | ${x(s.p50S)} / ${x(s.p99S)} / ${x(s.maxS)} | ${s.egressVsImage.toFixed(2)}x | ${s.duplicateVsImage.toFixed(3)} | ${s.meanPeers.toFixed(1)} | ${result.lapsedClaimViews} | ${s.wallS.toFixed(0)} s |\n`,
   );
   if (values.json) writeFileSync(values.json, JSON.stringify(rows, null, 2) + '\n');
 }

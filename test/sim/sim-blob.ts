@@ -78,6 +78,10 @@ export class SimBlob {
   fromRegistry = 0;
   fromPeers = 0;
   duplicateBytes = 0;
+  /** peers whose claims we stopped counting (one lapsed without its piece) */
+  lapsedPeers = 0;
+  /** a what-if: how long a claim holds (CLAIM_MS in the code) */
+  claimMs = CLAIM_MS;
   private readonly env: BlobEnv;
   private readonly slots: Slots;
   private readonly salt: number;
@@ -163,7 +167,7 @@ export class SimBlob {
     const link = this.peers.get(from);
     if (!link) return;
     if (!link.claimsIgnored) {
-      const until = this.env.now() + CLAIM_MS;
+      const until = this.env.now() + this.claimMs;
       for (const p of pieces) {
         this.picker.claimedByPeer(p, until);
         link.claims.set(p, until);
@@ -184,6 +188,7 @@ export class SimBlob {
     for (const link of this.peers.values()) {
       if (!anyLapsed(link.claims, now)) continue;
       link.claimsIgnored = true;
+      this.lapsedPeers++;
       for (const p of link.claims.keys()) this.picker.dropClaim(p);
       link.claims.clear();
     }

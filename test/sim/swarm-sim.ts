@@ -31,6 +31,8 @@ export interface SimConfig {
   registryLatencyMs: number;
   /** registry requests' shares of its link spread over [1 - s, 1 + s] of a fair one (0: TCP exactly fair) */
   registryShareSpread?: number;
+  /** a what-if: how long a registry claim holds (default: CLAIM_MS, lib/swarm/fetch-policy.ts) */
+  claimMs?: number;
   /** from a dial to a ready connection (TCP, handshake, key proof) */
   connectMs: number;
   /** peers each host learns from discovery (mDNS answers) */
@@ -61,6 +63,8 @@ export interface SimResult {
   /** bytes every host kept, from the registry and from peers (each host's copy of the image, once) */
   keptBytes: number[];
   duplicateBytes: number;
+  /** (host, blob, peer) claim views dropped because a claim lapsed without its piece */
+  lapsedClaimViews: number;
   /** pieces of every blob fetched from the registry at least once, by somebody */
   registryPiecesCovered: number;
   pieces: number;
@@ -144,6 +148,7 @@ export function simulate(config: SimConfig): SimResult {
     const blobs = config.layers.map((size, i) => new SimBlob({ host: id, key, index: i, size, digest: digests[i]!, slots, env: envs[i]! }));
     for (const b of blobs) {
       b.waitForPeersMs = WAIT_FOR_PEERS_MS;
+      if (config.claimMs !== undefined) b.claimMs = config.claimMs;
       slots.onFree(() => b.schedule());
     }
     hosts.push({ id, key, blobs, startAt: random() * config.startSpreadMs, doneAt: -1, blobsLeft: blobs.length, dialBudget: new DialBudget(), pexNews: blobs.map(() => null) });
@@ -271,6 +276,7 @@ export function simulate(config: SimConfig): SimResult {
     keptBytes: hosts.map((h) => h.blobs.reduce((s, b) => s + b.fromRegistry + b.fromPeers, 0)),
     peerBytes,
     duplicateBytes: dup,
+    lapsedClaimViews: hosts.reduce((s, h) => s + h.blobs.reduce((t, b) => t + b.lapsedPeers, 0), 0),
     registryPiecesCovered: covered,
     pieces,
     meanPeers: peerCounts.reduce((a, b) => a + b, 0) / peerCounts.length,
