@@ -3,10 +3,12 @@
 //   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
 //     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
 //     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000]
+//     [--piece-kib K]   (instead of the real piece layout: fewer pieces for big fleets)
+//     [--strict-owners K [--strict-ms 3000]]   (what-if: the fleet's top-K scorers own a unit at first)
 //     [--json FILE] [--chart FILE.svg]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { lineChart } from '../bench/fanout/chart.ts';
+import { fleetChart } from './chart.ts';
 import { summarise, type SimSummary } from './stats.ts';
 import { simulate } from './swarm-sim.ts';
 
@@ -31,6 +33,9 @@ try {
       'start-spread-ms': { type: 'string', default: '100' },
       'registry-share-spread': { type: 'string', default: '0' },
       'claim-ms': { type: 'string' },
+      'strict-owners': { type: 'string' },
+      'piece-kib': { type: 'string' },
+      'strict-ms': { type: 'string', default: '3000' },
       seed: { type: 'string', default: '1' },
       json: { type: 'string' },
       chart: { type: 'string' },
@@ -51,7 +56,7 @@ if (layers < 1) usage('--layers: at least 1');
 const layerBytes = Math.floor((num('size-mib') * MiB) / layers);
 
 const rows: SimSummary[] = [];
-process.stdout.write('| hosts | floor | p50 | p99 | max | p50 / p99 / max vs floor | registry egress / image | duplicates / image / host | peers per blob | lapsed claim views | wall |\n|---|---|---|---|---|---|---|---|---|---|---|\n');
+process.stdout.write('| hosts | floor | p50 | p99 | max | p50 / p99 / max vs floor | registry egress / image | duplicates / image / host | peers per blob | lapsed claim views | registry: own / idle owner / alone | wall |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n');
 for (const hosts of hostsList) {
   const result = simulate({
     hosts,
@@ -60,7 +65,9 @@ for (const hosts of hostsList) {
     registryMbit: num('registry-mbit'),
     registryLatencyMs: num('registry-latency-ms'),
     registryShareSpread: num('registry-share-spread'),
+    ...(values['piece-kib'] !== undefined ? { pieceBytes: num('piece-kib', true) * 1024 } : {}),
     ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
+    ...(values['strict-owners'] !== undefined ? { strictOwners: { owners: num('strict-owners'), ms: num('strict-ms') } } : {}),
     connectMs: num('connect-ms'),
     learnPeers: num('learn', true),
     discoveryMs: [50, 300],
@@ -73,27 +80,11 @@ for (const hosts of hostsList) {
   rows.push(s);
   const x = (v: number) => `${(v / s.floorS).toFixed(2)}x`;
   process.stdout.write(
-    `| ${hosts} | ${s.floorS.toFixed(1)} s | ${s.p50S.toFixed(1)} s | ${s.p99S.toFixed(1)} s | ${s.maxS.toFixed(1)} s | ${x(s.p50S)} / ${x(s.p99S)} / ${x(s.maxS)} | ${s.egressVsImage.toFixed(2)}x | ${s.duplicateVsImage.toFixed(3)} | ${s.meanPeers.toFixed(1)} | ${result.lapsedClaimViews} | ${s.wallS.toFixed(0)} s |\n`,
+    `| ${hosts} | ${s.floorS.toFixed(1)} s | ${s.p50S.toFixed(1)} s | ${s.p99S.toFixed(1)} s | ${s.maxS.toFixed(1)} s | ${x(s.p50S)} / ${x(s.p99S)} / ${x(s.maxS)} | ${s.egressVsImage.toFixed(2)}x | ${s.duplicateVsImage.toFixed(3)} | ${s.meanPeers.toFixed(1)} | ${result.lapsedClaimViews} | ${(['own', 'idleOwner', 'alone'] as const).map((k) => `${(result.registryBy[k] / result.imageBytes).toFixed(2)}x`).join(' / ')} | ${s.wallS.toFixed(0)} s |\n`,
   );
   if (values.json) writeFileSync(values.json, JSON.stringify(rows, null, 2) + '\n');
 }
 if (values.chart) {
-  const floor = rows[0]!.floorS;
-  const series = (name: string, color: string, y: (s: SimSummary) => number, dashed = false) => ({ name, color, dashed, points: rows.map((s) => ({ x: s.hosts, y: y(s) })) });
-  writeFileSync(
-    values.chart,
-    lineChart({
-      title: `Simulated fleet: ${num('size-mib')} MiB in ${layers} layers, ${num('rate-mbit')} Mbit/s links`,
-      subtitle: `registry ${num('registry-mbit')} Mbit/s; host time from its start to its last blob (virtual time)`,
-      xLabel: 'hosts (log scale)',
-      yLabel: 'host time (s)',
-      logX: true,
-      series: [
-        series('max', '#c0392b', (s) => s.maxS),
-        series('p99', '#e67e22', (s) => s.p99S),
-        series('p50', '#2471a3', (s) => s.p50S),
-        series('floor', '#777', () => floor, true),
-      ],
-    }),
-  );
+  const title = `Simulated fleet: ${num('size-mib')} MiB in ${layers} layers, ${num('rate-mbit')} Mbit/s links`;
+  writeFileSync(values.chart, fleetChart(rows, title, `registry ${num('registry-mbit')} Mbit/s; host time from its start to its last blob (virtual time)`));
 }

@@ -17,7 +17,7 @@ import {
   registryWaits,
   runLimitPieces,
 } from '../../lib/swarm/fetch-policy.ts';
-import { blobSalt, unitPieces } from '../../lib/swarm/owner.ts';
+import { blobSalt, unitPieces, unitScore } from '../../lib/swarm/owner.ts';
 import { PiecePicker } from '../../lib/swarm/picker.ts';
 import type { Slots } from '../../lib/swarm/semaphore.ts';
 import { Flow, type Network, type Transfer } from './network.ts';
@@ -78,10 +78,18 @@ export class SimBlob {
   fromRegistry = 0;
   fromPeers = 0;
   duplicateBytes = 0;
+  /** registry bytes by why the unit was ours: we own it among the hosts we know, its owner looked idle, or we are alone */
+  readonly registryBy = { own: 0, idleOwner: 0, alone: 0 };
   /** peers whose claims we stopped counting (one lapsed without its piece) */
   lapsedPeers = 0;
   /** a what-if: how long a claim holds (CLAIM_MS in the code) */
   claimMs = CLAIM_MS;
+  /**
+   * A what-if (not in lib/): for this long after the start, a unit is ours only if our score for it is among the
+   * top `strictOwners` of `fleetSize` hosts (the fleet's rendezvous owner or close to it), not merely the highest
+   * among the hosts we know; units without such an owner go to their local owners after that.
+   */
+  strict: { ms: number; fleetSize: number; owners: number } | null = null;
   private readonly env: BlobEnv;
   private readonly slots: Slots;
   private readonly salt: number;
@@ -95,11 +103,12 @@ export class SimBlob {
   private readonly toFill = new Set<PeerLink>();
   private scheduled = false;
 
-  constructor(o: { host: number; key: number; index: number; size: number; digest: string; slots: Slots; env: BlobEnv }) {
+  /** `pieceLength`: a what-if, to keep big fleets tractable (default: the real layout, lib/store/pieces.ts) */
+  constructor(o: { host: number; key: number; index: number; size: number; digest: string; slots: Slots; env: BlobEnv; pieceLength?: number }) {
     this.host = o.host;
     this.key = o.key;
     this.index = o.index;
-    this.layout = pieceLayout(o.size);
+    this.layout = o.pieceLength ? { size: o.size, pieceLength: o.pieceLength, count: Math.max(1, Math.ceil(o.size / o.pieceLength)) } : pieceLayout(o.size);
     this.have = new Bitfield(this.layout.count);
     this.registryPieces = new Bitfield(this.layout.count);
     this.picker = new PiecePicker(this.have, o.env.random);
@@ -300,6 +309,8 @@ export class SimBlob {
       const run = nextRegistryRun(this.picker, { now, usePeers: true, alone, ...(mine ? { mine } : {}), maxPieces });
       if (run === null) return;
       this.slots.take();
+      const why = alone ? 'alone' : this.ownsUnit(run[0]!) ? 'own' : 'idleOwner';
+      for (const p of run) this.registryBy[why] += this.pieceBytes(p);
       this.fetchFromRegistry(run);
       if (alone) {
         this.aloneRunBytes = Math.min(2 * this.aloneRunBytes, REGISTRY_RUN_ALONE_MAX_BYTES);
@@ -312,13 +323,23 @@ export class SimBlob {
 
   private ownerTest(now: number): (i: number) => boolean {
     const synced = [...this.peers.values()].filter((l) => l.synced);
-    return ownerTest({
+    const local = ownerTest({
       ourKey: this.key,
       peerKeys: synced.map((l) => l.key),
       peerIdle: synced.map((l) => idleAtRegistry({ held: l.claims.size, claimedAt: l.claimedAt, ignored: l.claimsIgnored }, now)),
       salt: this.salt,
       unit: this.unit,
     });
+    const strict = this.strict;
+    if (!strict || now - this.createdAt >= strict.ms) return local;
+    const threshold = 1 - strict.owners / strict.fleetSize;
+    return (i) => local(i) && unitScore(Math.floor(i / this.unit), this.salt, this.key) >= threshold;
+  }
+
+  /** we are the owner of piece i's unit among the hosts we know (idle or not) */
+  private ownsUnit(i: number): boolean {
+    const synced = [...this.peers.values()].filter((l) => l.synced);
+    return ownerTest({ ourKey: this.key, peerKeys: synced.map((l) => l.key), peerIdle: synced.map(() => false), salt: this.salt, unit: this.unit })(i);
   }
 
   private fetchFromRegistry(run: number[]): void {

@@ -33,6 +33,10 @@ export interface SimConfig {
   registryShareSpread?: number;
   /** a what-if: how long a registry claim holds (default: CLAIM_MS, lib/swarm/fetch-policy.ts) */
   claimMs?: number;
+  /** a what-if: strict owners first (see SimBlob.strict): for `ms`, the top `owners` of the fleet's scores */
+  strictOwners?: { ms: number; owners: number };
+  /** piece size instead of the real layout's (fewer, longer pieces: a big fleet of small pieces is slow to simulate) */
+  pieceBytes?: number;
   /** from a dial to a ready connection (TCP, handshake, key proof) */
   connectMs: number;
   /** peers each host learns from discovery (mDNS answers) */
@@ -63,6 +67,8 @@ export interface SimResult {
   /** bytes every host kept, from the registry and from peers (each host's copy of the image, once) */
   keptBytes: number[];
   duplicateBytes: number;
+  /** registry bytes asked for, by why the unit was the host's (see SimBlob.registryBy) */
+  registryBy: { own: number; idleOwner: number; alone: number };
   /** (host, blob, peer) claim views dropped because a claim lapsed without its piece */
   lapsedClaimViews: number;
   /** pieces of every blob fetched from the registry at least once, by somebody */
@@ -145,10 +151,11 @@ export function simulate(config: SimConfig): SimResult {
   for (let id = 0; id < n; id++) {
     const key = Math.floor(random() * 0x100000000);
     const slots = new Slots(REGISTRY_CONCURRENCY);
-    const blobs = config.layers.map((size, i) => new SimBlob({ host: id, key, index: i, size, digest: digests[i]!, slots, env: envs[i]! }));
+    const blobs = config.layers.map((size, i) => new SimBlob({ host: id, key, index: i, size, digest: digests[i]!, slots, env: envs[i]!, ...(config.pieceBytes ? { pieceLength: config.pieceBytes } : {}) }));
     for (const b of blobs) {
       b.waitForPeersMs = WAIT_FOR_PEERS_MS;
       if (config.claimMs !== undefined) b.claimMs = config.claimMs;
+      if (config.strictOwners) b.strict = { ...config.strictOwners, fleetSize: n };
       slots.onFree(() => b.schedule());
     }
     hosts.push({ id, key, blobs, startAt: random() * config.startSpreadMs, doneAt: -1, blobsLeft: blobs.length, dialBudget: new DialBudget(), pexNews: blobs.map(() => null) });
@@ -276,6 +283,13 @@ export function simulate(config: SimConfig): SimResult {
     keptBytes: hosts.map((h) => h.blobs.reduce((s, b) => s + b.fromRegistry + b.fromPeers, 0)),
     peerBytes,
     duplicateBytes: dup,
+    registryBy: hosts.reduce(
+      (acc, h) => {
+        for (const b of h.blobs) for (const k of ['own', 'idleOwner', 'alone'] as const) acc[k] += b.registryBy[k];
+        return acc;
+      },
+      { own: 0, idleOwner: 0, alone: 0 },
+    ),
     lapsedClaimViews: hosts.reduce((s, h) => s + h.blobs.reduce((t, b) => t + b.lapsedPeers, 0), 0),
     registryPiecesCovered: covered,
     pieces,
