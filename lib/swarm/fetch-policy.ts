@@ -65,8 +65,8 @@ export interface ClaimView {
  * A peer fetching nothing from the registry for this blob. Its claims may lag behind its piece announcements (they
  * queue behind piece data): a peer that just finished its registry fetches is likely starting the next ones.
  */
-export function idleAtRegistry(st: ClaimView | undefined, now: number): boolean {
-  return !st || st.ignored || (st.held === 0 && now - st.claimedAt > OWNER_IDLE_MS);
+export function idleAtRegistry(st: ClaimView | undefined, now: number, idleMs = OWNER_IDLE_MS): boolean {
+  return !st || st.ignored || (st.held === 0 && now - st.claimedAt > idleMs);
 }
 
 /**

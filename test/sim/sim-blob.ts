@@ -8,6 +8,7 @@ import {
   CLAIM_MS,
   fillPeerPipeline,
   idleAtRegistry,
+  OWNER_IDLE_MS,
   MAX_WAIT_FOR_PEERS_MS,
   nextRegistryRun,
   ownerTest,
@@ -82,6 +83,8 @@ export class SimBlob {
   readonly registryBy = { own: 0, idleOwner: 0, alone: 0 };
   /** peers whose claims we stopped counting (one lapsed without its piece) */
   lapsedPeers = 0;
+  /** a what-if: how long a peer without claims must be quiet to look idle at the registry (OWNER_IDLE_MS) */
+  ownerIdleMs = OWNER_IDLE_MS;
   /** a what-if: how long a claim holds (CLAIM_MS in the code) */
   claimMs = CLAIM_MS;
   /**
@@ -326,7 +329,7 @@ export class SimBlob {
     const local = ownerTest({
       ourKey: this.key,
       peerKeys: synced.map((l) => l.key),
-      peerIdle: synced.map((l) => idleAtRegistry({ held: l.claims.size, claimedAt: l.claimedAt, ignored: l.claimsIgnored }, now)),
+      peerIdle: synced.map((l) => idleAtRegistry({ held: l.claims.size, claimedAt: l.claimedAt, ignored: l.claimsIgnored }, now, this.ownerIdleMs)),
       salt: this.salt,
       unit: this.unit,
     });

@@ -31,6 +31,8 @@ export interface SimConfig {
   registryLatencyMs: number;
   /** registry requests' shares of its link spread over [1 - s, 1 + s] of a fair one (0: TCP exactly fair) */
   registryShareSpread?: number;
+  /** a what-if: how long a peer must hold no claim to look idle at the registry (default OWNER_IDLE_MS) */
+  ownerIdleMs?: number;
   /** a what-if: how long a registry claim holds (default: CLAIM_MS, lib/swarm/fetch-policy.ts) */
   claimMs?: number;
   /** a what-if: strict owners first (see SimBlob.strict): for `ms`, the top `owners` of the fleet's scores */
@@ -155,6 +157,7 @@ export function simulate(config: SimConfig): SimResult {
     for (const b of blobs) {
       b.waitForPeersMs = WAIT_FOR_PEERS_MS;
       if (config.claimMs !== undefined) b.claimMs = config.claimMs;
+      if (config.ownerIdleMs !== undefined) b.ownerIdleMs = config.ownerIdleMs;
       if (config.strictOwners) b.strict = { ...config.strictOwners, fleetSize: n };
       slots.onFree(() => b.schedule());
     }
