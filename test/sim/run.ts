@@ -2,7 +2,7 @@
 // (host time p50/p99/max against the floor, registry egress against the image) and can write JSON and a chart.
 //   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
 //     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
-//     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000] [--owner-idle-ms 1000]
+//     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000] [--owner-idle-ms 1000] [--starved-below-blocks B]
 //     [--piece-kib K]   (instead of the real piece layout: fewer pieces for big fleets)
 //     [--strict-owners K [--strict-ms 3000]]   (what-if: the fleet's top-K scorers own a unit at first)
 //     [--json FILE] [--chart FILE.svg]
@@ -34,6 +34,7 @@ try {
       'registry-share-spread': { type: 'string', default: '0' },
       'claim-ms': { type: 'string' },
       'owner-idle-ms': { type: 'string' },
+      'starved-below-blocks': { type: 'string' },
       'strict-owners': { type: 'string' },
       'piece-kib': { type: 'string' },
       'strict-ms': { type: 'string', default: '3000' },
@@ -68,6 +69,7 @@ for (const hosts of hostsList) {
     registryShareSpread: num('registry-share-spread'),
     ...(values['piece-kib'] !== undefined ? { pieceBytes: num('piece-kib', true) * 1024 } : {}),
     ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
+    ...(values['starved-below-blocks'] !== undefined ? { starvedBelowBlocks: num('starved-below-blocks') } : {}),
     ...(values['owner-idle-ms'] !== undefined ? { ownerIdleMs: num('owner-idle-ms') } : {}),
     ...(values['strict-owners'] !== undefined ? { strictOwners: { owners: num('strict-owners'), ms: num('strict-ms') } } : {}),
     connectMs: num('connect-ms'),

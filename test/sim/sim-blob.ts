@@ -85,6 +85,8 @@ export class SimBlob {
   lapsedPeers = 0;
   /** a what-if: how long a peer without claims must be quiet to look idle at the registry (OWNER_IDLE_MS) */
   ownerIdleMs = OWNER_IDLE_MS;
+  /** a what-if: with peers, start a registry run only while fewer than this many blocks are asked of peers */
+  starvedBelowBlocks = Infinity;
   /** a what-if: how long a claim holds (CLAIM_MS in the code) */
   claimMs = CLAIM_MS;
   /**
@@ -308,6 +310,11 @@ export class SimBlob {
     const maxPieces = runLimitPieces({ usePeers: true, alone, unit: this.unit, aloneRunBytes: this.aloneRunBytes, pieceLength: this.layout.pieceLength });
     const mine = alone ? undefined : this.ownerTest(now);
     if (alone && this.registryActive.size > 0) return;
+    if (!alone && this.starvedBelowBlocks < Infinity) {
+      let asked = 0;
+      for (const l of this.peers.values()) asked += l.inflight;
+      if (asked >= this.starvedBelowBlocks) return;
+    }
     while (this.slots.available) {
       const run = nextRegistryRun(this.picker, { now, usePeers: true, alone, ...(mine ? { mine } : {}), maxPieces });
       if (run === null) return;

@@ -31,6 +31,8 @@ export interface SimConfig {
   registryLatencyMs: number;
   /** registry requests' shares of its link spread over [1 - s, 1 + s] of a fair one (0: TCP exactly fair) */
   registryShareSpread?: number;
+  /** a what-if: with peers, the registry only while fewer blocks than this are asked of peers (see SimBlob) */
+  starvedBelowBlocks?: number;
   /** a what-if: how long a peer must hold no claim to look idle at the registry (default OWNER_IDLE_MS) */
   ownerIdleMs?: number;
   /** a what-if: how long a registry claim holds (default: CLAIM_MS, lib/swarm/fetch-policy.ts) */
@@ -158,6 +160,7 @@ export function simulate(config: SimConfig): SimResult {
       b.waitForPeersMs = WAIT_FOR_PEERS_MS;
       if (config.claimMs !== undefined) b.claimMs = config.claimMs;
       if (config.ownerIdleMs !== undefined) b.ownerIdleMs = config.ownerIdleMs;
+      if (config.starvedBelowBlocks !== undefined) b.starvedBelowBlocks = config.starvedBelowBlocks;
       if (config.strictOwners) b.strict = { ...config.strictOwners, fleetSize: n };
       slots.onFree(() => b.schedule());
     }
