@@ -37,7 +37,7 @@ export function lineChart(o: ChartOptions): string {
   const all = o.series.flatMap((s) => s.points);
   const xs = [...new Set(all.map((p) => p.x))].sort((a, b) => a - b);
   const xMax = Math.max(...xs, 1);
-  const xMin = Math.min(...xs, 1);
+  const xMin = xs.length ? Math.min(...xs) : 1;
   const yStep = niceStep(Math.max(...all.map((p) => p.y), 1) * 1.05, 6);
   const yMax = Math.ceil((Math.max(...all.map((p) => p.y), 1) * 1.05) / yStep) * yStep;
   const px = o.logX
