@@ -9,24 +9,24 @@ import { Bitfield } from '../store/bitfield.ts';
 import type { PartialBlob } from '../store/partial.ts';
 import { pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
 import type { Peer, PeerContext } from './peer.ts';
-import { blobSalt, hostKey, unitOwner, unitPieces } from './owner.ts';
+import {
+  anyLapsed,
+  CLAIM_MS,
+  fillPeerPipeline,
+  idleAtRegistry,
+  MAX_WAIT_FOR_PEERS_MS,
+  nextRegistryRun,
+  ownerTest,
+  PIPELINE,
+  REGISTRY_RUN_ALONE_FIRST_BYTES,
+  REGISTRY_RUN_ALONE_MAX_BYTES,
+  registryWaits,
+  runLimitPieces,
+} from './fetch-policy.ts';
+import { blobSalt, hostKey, unitPieces } from './owner.ts';
 import { PiecePicker } from './picker.ts';
 import type { Slots } from './semaphore.ts';
 
-/** blocks in flight per peer: enough to fill a LAN link (measured: 64+ in flight reach 320-390 MiB/s) */
-const PIPELINE = 96;
-/** With no peer to share with, a registry run is this long at first and each next one twice as long, up to the
- *  maximum: each request costs the registry and us (measured, 1 GiB alone on loopback: 4 MiB runs 7.0 s, 64 MiB runs
- *  5.6 s), while short first runs leave little fetched twice when peers show up late */
-const REGISTRY_RUN_ALONE_FIRST_BYTES = 4 << 20;
-const REGISTRY_RUN_ALONE_MAX_BYTES = 64 << 20;
-/** while peers found are still connecting, the registry waits for them up to this long (a handshake between
- *  CPU-starved hosts took up to 1.9 s, measured in fan-out (d): late joiners meanwhile fetched what seeders had) */
-const MAX_WAIT_FOR_PEERS_MS = 2_000;
-/** a peer that claimed nothing from the registry for this long leaves its pieces to others */
-const OWNER_IDLE_MS = 1000;
-/** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
-const CLAIM_MS = 15_000;
 /** a download that gets no byte from anywhere for this long fails */
 const STALL_MS = 60_000;
 /** ... and sooner while the registry is unreachable: then only peers can help, and they answer within a second */
@@ -304,9 +304,7 @@ export class BlobSwarm {
   private dropLapsedClaims(): void {
     const now = Date.now();
     for (const [peer, st] of this.state) {
-      let lapsed = false;
-      for (const until of st.claims.values()) if (until < now) lapsed = true;
-      if (!lapsed) continue;
+      if (!anyLapsed(st.claims, now)) continue;
       this.debug(`peer ${peer.host}: a registry claim lapsed without its piece; its claims count no more`);
       st.claimsIgnored = true;
       for (const p of st.claims.keys()) this.picker.dropClaim(p);
@@ -394,14 +392,12 @@ export class BlobSwarm {
 
   private fillPeer(peer: Peer): void {
     if (!peer.ready || peer.choking || peer.isClosed) return;
-    while (peer.inflight < (this.opts.pipeline ?? PIPELINE)) {
-      // In the endgame a piece is asked of a second source only by a peer with nothing else to do.
-      const endgame = this.picker.inEndgame();
-      if (peer.inflight > 0 && endgame) return;
-      const piece = this.picker.pickFromPeer(peer.bits, (i) => !!this.fetching.get(i)?.has(peer) || this.registryActive.has(i), endgame);
-      if (piece === null) return;
-      this.fetchFromPeer(peer, piece);
-    }
+    fillPeerPipeline(this.picker, peer.bits, {
+      inflight: () => peer.inflight,
+      pipeline: this.opts.pipeline ?? PIPELINE,
+      skip: (i) => !!this.fetching.get(i)?.has(peer) || this.registryActive.has(i),
+      start: (piece) => this.fetchFromPeer(peer, piece),
+    });
   }
 
   private fetchFromPeer(peer: Peer, piece: number): void {
@@ -454,13 +450,13 @@ export class BlobSwarm {
     const d = this.downloading!;
     // An unreachable registry is left alone (but for a probe now and then): peers may have what it would hold up.
     if (!d.registry || d.registry.usable?.() === false) return;
-    const waited = Date.now() - this.createdAt;
-    if (waited < (this.opts.waitForPeersMs ?? 0)) return;
-    if (waited < MAX_WAIT_FOR_PEERS_MS && (this.opts.peersConnecting?.() ?? 0) > 0) return;
-    if (Date.now() < d.registryPausedUntil) return;
+    const now = Date.now();
+    const { waitForPeersMs = 0 } = this.opts;
+    const peersConnecting = this.opts.peersConnecting?.() ?? 0;
+    if (registryWaits({ now, createdAt: this.createdAt, waitForPeersMs, peersConnecting, pausedUntil: d.registryPausedUntil })) return;
     const alone = this.synced.size === 0;
     // With peers, runs stay inside one unit, each unit with an owner among us and them.
-    const maxPieces = !this.opts.usePeers ? Infinity : alone ? Math.max(1, Math.floor(this.aloneRunBytes / this.layout.pieceLength)) : this.unit;
+    const maxPieces = runLimitPieces({ usePeers: this.opts.usePeers, alone, unit: this.unit, aloneRunBytes: this.aloneRunBytes, pieceLength: this.layout.pieceLength });
     const mine = alone ? undefined : this.ownerTest();
     // With nobody to share with, one run at a time from the first missing piece: the bytes then arrive in order and
     // the running hash sees each once (pieces out of order would be read back from disk to verify the blob).
@@ -468,12 +464,9 @@ export class BlobSwarm {
     // (A slot is taken only for a run: taking one and giving it back would wake every blob, which would do the
     // same, a loop that kept fan-out hosts busy while they waited for peers.)
     while (d.registry.usable?.() !== false && this.opts.registrySlots.available) {
-      const first = this.opts.usePeers && !alone ? this.picker.pickForRegistry(Date.now(), mine) : this.firstMissingIdle();
-      if (first === null) return;
+      const run = nextRegistryRun(this.picker, { now: Date.now(), usePeers: this.opts.usePeers, alone, ...(mine ? { mine } : {}), maxPieces });
+      if (run === null) return;
       this.opts.registrySlots.take();
-      const run = [first];
-      const end = Math.min(alone ? first + maxPieces : first - (first % maxPieces) + maxPieces, this.layout.count);
-      while (first + run.length < end && this.picker.extendsRegistryRun(first + run.length)) run.push(first + run.length);
       this.fetchFromRegistry(run, d.registry);
       if (alone && this.opts.usePeers) {
         this.aloneRunBytes = Math.min(2 * this.aloneRunBytes, REGISTRY_RUN_ALONE_MAX_BYTES);
@@ -490,27 +483,18 @@ export class BlobSwarm {
    * owner, which is about to fetch it.
    */
   private ownerTest(): (i: number) => boolean {
-    const salt = blobSalt(this.desc.digest);
     const now = Date.now();
-    const idle = (p: Peer) => {
-      const st = this.state.get(p);
-      // Its claims may lag behind its piece announcements (they queue behind piece data): a peer that just
-      // finished its registry fetches is likely starting the next ones.
-      return !st || st.claimsIgnored || (st.claims.size === 0 && now - st.claimedAt > OWNER_IDLE_MS);
-    };
     const synced = [...this.synced];
-    const hosts = [this.opts.peerContext.ourId.readUInt32BE(0), ...synced.map((p) => hostKey(p.id))];
-    const idleNow = synced.map(idle);
-    return (i) => {
-      const owner = unitOwner(Math.floor(i / this.unit), salt, hosts);
-      return owner === 0 || idleNow[owner - 1]!;
-    };
-  }
-
-  /** Without peers, the registry takes the missing pieces in order (long sequential requests). */
-  private firstMissingIdle(): number | null {
-    for (let i = 0; i < this.layout.count; i++) if (this.picker.extendsRegistryRun(i)) return i;
-    return null;
+    return ownerTest({
+      ourKey: this.opts.peerContext.ourId.readUInt32BE(0),
+      peerKeys: synced.map((p) => hostKey(p.id)),
+      peerIdle: synced.map((p) => {
+        const st = this.state.get(p);
+        return idleAtRegistry(st && { held: st.claims.size, claimedAt: st.claimedAt, ignored: st.claimsIgnored }, now);
+      }),
+      salt: blobSalt(this.desc.digest),
+      unit: this.unit,
+    });
   }
 
   private fetchFromRegistry(run: number[], registry: RegistrySource): void {

@@ -39,6 +39,11 @@ export function unitOwner(unit: number, salt: number, hosts: readonly number[]):
   return owner;
 }
 
+/** A host's score for a unit in unitOwner's hashing, in [0, 1): the owner is the host with the highest score. */
+export function unitScore(unit: number, salt: number, host: number): number {
+  return mix32(host ^ mix32((unit + 1) ^ salt)) / 0x100000000;
+}
+
 /** murmur3's 32-bit finaliser: a cheap, well-mixed hash of an integer. */
 function mix32(x: number): number {
   x ^= x >>> 16;

@@ -14,6 +14,8 @@ export interface ChartOptions {
   series: Series[];
   width?: number;
   height?: number;
+  /** x on a log scale (host counts over decades) */
+  logX?: boolean;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -35,9 +37,12 @@ export function lineChart(o: ChartOptions): string {
   const all = o.series.flatMap((s) => s.points);
   const xs = [...new Set(all.map((p) => p.x))].sort((a, b) => a - b);
   const xMax = Math.max(...xs, 1);
+  const xMin = xs.length ? Math.min(...xs) : 1;
   const yStep = niceStep(Math.max(...all.map((p) => p.y), 1) * 1.05, 6);
   const yMax = Math.ceil((Math.max(...all.map((p) => p.y), 1) * 1.05) / yStep) * yStep;
-  const px = (x: number) => m.left + (x / xMax) * plotW;
+  const px = o.logX
+    ? (x: number) => m.left + 10 + ((Math.log(x) - Math.log(xMin)) / Math.max(1e-9, Math.log(xMax) - Math.log(xMin))) * (plotW - 10)
+    : (x: number) => m.left + (x / xMax) * plotW;
   const py = (y: number) => m.top + plotH - (y / yMax) * plotH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,

@@ -1,0 +1,94 @@
+// The fleet simulator's command line: one image pulled by N hosts at once, for each N of a list; prints a table
+// (host time p50/p99/max against the floor, registry egress against the image) and can write JSON and a chart.
+//   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
+//     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
+//     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000] [--owner-idle-ms 1000] [--starved-below-blocks B]
+//     [--piece-kib K]   (instead of the real piece layout: fewer pieces for big fleets)
+//     [--strict-owners K [--strict-ms 3000]]   (what-if: the fleet's top-K scorers own a unit at first)
+//     [--json FILE] [--chart FILE.svg]
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { fleetChart } from './chart.ts';
+import { summarise, type SimSummary } from './stats.ts';
+import { simulate } from './swarm-sim.ts';
+
+const MiB = 2 ** 20;
+const usage = (msg: string): never => {
+  process.stderr.write(`sim: ${msg}\nusage: node test/sim/run.ts [--hosts-list N,N,...] [--size-mib S] [--layers L] [--rate-mbit R] [--registry-mbit R] [--registry-latency-ms MS] [--connect-ms MS] [--learn K] [--step-ms MS] [--seed S] [--json FILE] [--chart FILE.svg]\n`);
+  process.exit(2);
+};
+let values: Record<string, string | undefined> = {};
+try {
+  values = parseArgs({
+    options: {
+      'hosts-list': { type: 'string', default: '100,500,1000,2600' },
+      'size-mib': { type: 'string', default: '3072' },
+      layers: { type: 'string', default: '2' },
+      'rate-mbit': { type: 'string', default: '1000' },
+      'registry-mbit': { type: 'string', default: '10000' },
+      'registry-latency-ms': { type: 'string', default: '5' },
+      'connect-ms': { type: 'string', default: '20' },
+      learn: { type: 'string', default: '40' },
+      'step-ms': { type: 'string', default: '50' },
+      'start-spread-ms': { type: 'string', default: '100' },
+      'registry-share-spread': { type: 'string', default: '0' },
+      'claim-ms': { type: 'string' },
+      'owner-idle-ms': { type: 'string' },
+      'starved-below-blocks': { type: 'string' },
+      'strict-owners': { type: 'string' },
+      'piece-kib': { type: 'string' },
+      'strict-ms': { type: 'string', default: '3000' },
+      seed: { type: 'string', default: '1' },
+      json: { type: 'string' },
+      chart: { type: 'string' },
+    },
+  }).values as Record<string, string | undefined>;
+} catch (err) {
+  usage((err as Error).message);
+}
+const num = (flag: string, integer = false): number => {
+  const n = Number(values[flag]);
+  if (!(n >= 0) || (integer && !Number.isInteger(n))) usage(`--${flag} ${values[flag]}: expected a non-negative ${integer ? 'integer' : 'number'}`);
+  return n;
+};
+const hostsList = values['hosts-list']!.split(',').map(Number);
+if (hostsList.some((h) => !(Number.isInteger(h) && h >= 2))) usage(`--hosts-list ${values['hosts-list']}: expected integers >= 2`);
+const layers = num('layers', true);
+if (layers < 1) usage('--layers: at least 1');
+const layerBytes = Math.floor((num('size-mib') * MiB) / layers);
+
+const rows: SimSummary[] = [];
+process.stdout.write('| hosts | floor | p50 | p99 | max | p50 / p99 / max vs floor | registry egress / image | duplicates / image / host | peers per blob | lapsed claim views | registry: own / idle owner / alone | wall |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n');
+for (const hosts of hostsList) {
+  const result = simulate({
+    hosts,
+    layers: Array(layers).fill(layerBytes),
+    rateMbit: num('rate-mbit'),
+    registryMbit: num('registry-mbit'),
+    registryLatencyMs: num('registry-latency-ms'),
+    registryShareSpread: num('registry-share-spread'),
+    ...(values['piece-kib'] !== undefined ? { pieceBytes: num('piece-kib', true) * 1024 } : {}),
+    ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
+    ...(values['starved-below-blocks'] !== undefined ? { starvedBelowBlocks: num('starved-below-blocks') } : {}),
+    ...(values['owner-idle-ms'] !== undefined ? { ownerIdleMs: num('owner-idle-ms') } : {}),
+    ...(values['strict-owners'] !== undefined ? { strictOwners: { owners: num('strict-owners'), ms: num('strict-ms') } } : {}),
+    connectMs: num('connect-ms'),
+    learnPeers: num('learn', true),
+    discoveryMs: [50, 300],
+    startSpreadMs: num('start-spread-ms'),
+    stepMs: num('step-ms'),
+    seed: num('seed', true),
+    limitMs: 3_600_000,
+  });
+  const s = summarise(result);
+  rows.push(s);
+  const x = (v: number) => `${(v / s.floorS).toFixed(2)}x`;
+  process.stdout.write(
+    `| ${hosts} | ${s.floorS.toFixed(1)} s | ${s.p50S.toFixed(1)} s | ${s.p99S.toFixed(1)} s | ${s.maxS.toFixed(1)} s | ${x(s.p50S)} / ${x(s.p99S)} / ${x(s.maxS)} | ${s.egressVsImage.toFixed(2)}x | ${s.duplicateVsImage.toFixed(3)} | ${s.meanPeers.toFixed(1)} | ${result.lapsedClaimViews} | ${(['own', 'idleOwner', 'alone'] as const).map((k) => `${(result.registryBy[k] / result.imageBytes).toFixed(2)}x`).join(' / ')} | ${s.wallS.toFixed(0)} s |\n`,
+  );
+  if (values.json) writeFileSync(values.json, JSON.stringify(rows, null, 2) + '\n');
+}
+if (values.chart) {
+  const title = `Simulated fleet: ${num('size-mib')} MiB in ${layers} layers, ${num('rate-mbit')} Mbit/s links`;
+  writeFileSync(values.chart, fleetChart(rows, title, `registry ${num('registry-mbit')} Mbit/s; host time from its start to its last blob (virtual time)`));
+}
