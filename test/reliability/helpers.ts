@@ -13,17 +13,6 @@ import type { FaultProxy, RecordedRequest } from '../support/fault-proxy.ts';
 
 const run = promisify(execFile);
 
-/** mulberry32: the same seed gives the same kill points, so a failing run can be replayed (seed in the log). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');

@@ -22,7 +22,7 @@ import { blobSalt, unitPieces, unitScore } from '../../lib/swarm/owner.ts';
 import { PiecePicker } from '../../lib/swarm/picker.ts';
 import type { Slots } from '../../lib/swarm/semaphore.ts';
 import { Flow, type Network, type Transfer } from './network.ts';
-import type { Random } from './random.ts';
+import type { Random } from '../support/random.ts';
 
 /** What the fleet gives a blob: time, the network, messages to other hosts, and its host's registry slots. */
 export interface BlobEnv {

@@ -5,7 +5,7 @@ import { DialBudget } from '../../lib/swarm/candidates.ts';
 import { Slots } from '../../lib/swarm/semaphore.ts';
 import { EventQueue } from './event-queue.ts';
 import { Flow, Network } from './network.ts';
-import { hex8, sample, seeded, type Random } from './random.ts';
+import { hex8, sample, seeded, type Random } from '../support/random.ts';
 import { SimBlob, type BlobEnv } from './sim-blob.ts';
 
 /** lib/swarm/swarm.ts: ready peers per blob, and dials of it under way */
