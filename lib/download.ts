@@ -1,5 +1,7 @@
 // Bring one blob into the store: from the store itself if it is there, else through its swarm (peers and the
 // registry as a web seed), resuming a partial download and verifying the result.
+import { integrityError } from './errors.ts';
+import { sha256Digest } from './image/digest.ts';
 import type { Descriptor } from './image/types.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { RegistryHealth } from './registry-health.ts';
@@ -38,9 +40,16 @@ export interface DownloadContext {
 
 const LOCK_WAIT_MS = 60 * 60 * 1000;
 
+const EMPTY_DIGEST = sha256Digest(Buffer.alloc(0));
+
 /** The store path of the verified blob. */
 export async function downloadBlob(ctx: DownloadContext, desc: Descriptor): Promise<string> {
   const { store, progress, signal } = ctx;
+  // 0 bytes can only be the empty blob: any other digest is a lie found without a request (through the swarm, such
+  // a blob took up to a minute to fail: measured, test/reliability/security.test.ts "descriptor sizes that lie").
+  if (desc.size === 0 && desc.digest !== EMPTY_DIGEST) {
+    throw integrityError(`blob ${desc.digest} failed verification: its descriptor says 0 bytes, which only ${EMPTY_DIGEST} has`);
+  }
   const cached = async () => {
     progress.cached(desc, desc.size);
     const path = store.blobPath(desc.digest);
