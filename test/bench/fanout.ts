@@ -5,16 +5,16 @@
 //   npm run bench:fanout -- --scenario a|b|c|d|e|f|sweep|all[,…] [--hosts N] [--hosts-list 2,4,8,16]
 //     [--size-mib 128] [--small-mib 4] [--layers 4] [--rate-mbit 100] [--slow-rate-mbit 10] [--runs 3]
 //     [--json FILE] [--chart FILE.svg] [--no-skopeo] [--tools swarmpull,registry-only,skopeo] [--linger S]
-import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildImage, pushImage, type FixtureImage } from '../support/fixtures.ts';
-import { canUseNetns, createLan } from '../support/netns.ts';
+import { createLan } from '../support/netns.ts';
 import { startRegistry, type Registry } from '../support/registry.ts';
 import { lineChart, type Series } from './fanout/chart.ts';
 import { TIME_BIN } from './fanout/host-process.ts';
+import { preflight, scratchDirs } from './preflight.ts';
 import { markdownTable, summarise, type PlanSummary } from './fanout/report.ts';
 import { runVariant, type Bench, type RunRecord } from './fanout/run.ts';
 import { ALL, plansFor, SCENARIOS, type Plan, type ScenarioId, type Tool } from './fanout/scenarios.ts';
@@ -83,30 +83,8 @@ try {
 }
 if (plans.some((p) => p.hosts > 200)) usage('at most 200 hosts');
 
-if (process.getuid?.() !== 0) {
-  process.stderr.write('fanout: needs root (network namespaces, veths, tc): run it as root, e.g. sudo npm run bench:fanout -- ...\n');
-  process.exit(2);
-}
-for (const bin of [TIME_BIN, '/usr/bin/skopeo', '/usr/bin/docker-registry']) {
-  if (!existsSync(bin)) {
-    process.stderr.write(`fanout: ${bin} is missing (apt-get install time skopeo docker-registry)\n`);
-    process.exit(2);
-  }
-}
-if (!canUseNetns()) {
-  process.stderr.write('fanout: cannot create network namespaces here (`ip netns add` failed)\n');
-  process.exit(2);
-}
-
-// Ctrl-C or kill: exit through process.exit, so the exit hooks run (test/support/netns.ts tears down every LAN
-// and kills every process in it; the hook below removes our files). Installed before the first LAN, so it runs
-// before netns.ts's own signal handler.
-const scratch: string[] = [];
-process.on('exit', () => {
-  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
-});
-process.once('SIGINT', () => process.exit(130));
-process.once('SIGTERM', () => process.exit(143));
+preflight('fanout', [TIME_BIN, '/usr/bin/skopeo', '/usr/bin/docker-registry'], 'apt-get install time skopeo docker-registry');
+const scratch = scratchDirs();
 
 const work = await mkdtemp(join(tmpdir(), 'swarmpull-fanout-'));
 scratch.push(work);

@@ -9,17 +9,18 @@
 // The binary is SWARMPULL_BIN, default dist/swarmpull (npm run build -- --arch x64); with several --bin, each run of
 // each N runs them one after the other on the same LAN (before/after comparisons on a noisy machine).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildImage, pushImage } from '../support/fixtures.ts';
-import { canUseNetns, createLan, type Lan, type LanHost } from '../support/netns.ts';
+import { createLan, type Lan, type LanHost } from '../support/netns.ts';
 import { startRegistry, type Registry } from '../support/registry.ts';
+import { TIME_BIN } from './fanout/host-process.ts';
+import { preflight, scratchDirs } from './preflight.ts';
 
 const MiB = 1 << 20;
-const TIME_BIN = '/usr/bin/time';
 /** "enough peers": this many distinct peers ready (or all N-1, if fewer) */
 const ENOUGH_PEERS = 8;
 const log = (msg: string) => process.stderr.write(`mdns-scale: ${msg}\n`);
@@ -64,27 +65,8 @@ const bins = (values!.bin ?? [`${process.env.SWARMPULL_BIN ?? 'dist/swarmpull'}`
   return eq > 0 ? { label: b.slice(0, eq), path: resolve(b.slice(eq + 1)) } : { label: 'swarmpull', path: resolve(b) };
 });
 
-if (process.getuid?.() !== 0) {
-  process.stderr.write('mdns-scale: needs root (network namespaces, veths, iptables)\n');
-  process.exit(2);
-}
-for (const file of [TIME_BIN, '/usr/bin/skopeo', '/usr/bin/docker-registry', ...bins.map((b) => b.path)]) {
-  if (!existsSync(file)) {
-    process.stderr.write(`mdns-scale: ${file} is missing (apt-get install time skopeo docker-registry; npm run build -- --arch x64)\n`);
-    process.exit(2);
-  }
-}
-if (!canUseNetns()) {
-  process.stderr.write('mdns-scale: cannot create network namespaces here\n');
-  process.exit(2);
-}
-
-const scratch: string[] = [];
-process.on('exit', () => {
-  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
-});
-process.once('SIGINT', () => process.exit(130));
-process.once('SIGTERM', () => process.exit(143));
+preflight('mdns', [TIME_BIN, '/usr/bin/skopeo', '/usr/bin/docker-registry', ...bins.map((b) => b.path)], 'apt-get install time skopeo docker-registry; npm run build -- --arch x64');
+const scratch = scratchDirs();
 
 // ---- packet counters outside the processes -----------------------------------------------------------------
 
