@@ -26,6 +26,9 @@ export interface ProcessOutcome {
   sysSeconds?: number;
   /** CPU seconds spent before the gate (module loading), when the preload gate could tell */
   startupCpuSeconds?: number;
+  /** peak proportional (PSS) and private (USS) memory, MiB, sampled (see MemorySampler) */
+  peakPssMiB?: number;
+  peakUssMiB?: number;
 }
 
 /**
@@ -65,15 +68,17 @@ export class HostProcess {
     });
     this.ready.catch(() => {});
     const timer = setTimeout(() => this.kill(), timeoutMs);
+    const memory = new MemorySampler(this.proc.pid!);
     this.done = new Promise((resolve) => {
       this.proc.once('close', async (code, signal) => {
         clearTimeout(timer);
+        memory.stop();
         const exitAt = Date.now();
         const usage = await readUsage(timeFile);
         const gate = /^gate: ready ?([\d.]*)\n/m.exec(this.stderr);
         const stderr = this.stderr.replace(/^gate: ready.*\n/m, '');
         const startup = gate?.[1] ? { startupCpuSeconds: Number(gate[1]) } : {};
-        resolve({ code, signal, stdout: this.stdout, stderr, exitAt, ...usage, ...startup });
+        resolve({ code, signal, stdout: this.stdout, stderr, exitAt, ...usage, ...startup, ...memory.peaks() });
       });
     });
   }
@@ -96,4 +101,48 @@ async function readUsage(file: string): Promise<{ peakRssMiB?: number; cpuSecond
   const m = /^rusage ([\d.]+) (\d+) ([\d.]+) ([\d.]+)$/m.exec(text);
   if (!m) return {};
   return { peakRssMiB: Number(m[2]) / 1024, cpuSeconds: Number(m[3]) + Number(m[4]), sysSeconds: Number(m[4]) };
+}
+
+/** how often /proc is read for memory: a pull's memory moves with its pieces, slower than this */
+const MEMORY_SAMPLE_MS = 200;
+
+/**
+ * Peak PSS and USS of the command GNU time runs (its one child), from /proc/PID/smaps_rollup. RSS (GNU time's %M)
+ * counts in full, in every process, the pages of the executable they share (the single binary: ~63 MB of them):
+ * PSS divides shared pages among their users, USS counts only the process's own. USS here is Private_Dirty (heap,
+ * buffers, stacks): Private_Clean would add the executable's pages whenever the others using them have exited,
+ * which the last process of a fan-out always sees (measured: 118 MiB "USS" of which ~65 MiB was the binary).
+ */
+class MemorySampler {
+  private pss = 0;
+  private uss = 0;
+  private child = 0;
+  private readonly timePid: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(timePid: number) {
+    this.timePid = timePid;
+    this.timer = setInterval(() => void this.sample(), MEMORY_SAMPLE_MS);
+  }
+
+  private async sample(): Promise<void> {
+    try {
+      this.child ||= Number((await readFile(`/proc/${this.timePid}/task/${this.timePid}/children`, 'utf8')).trim().split(' ')[0]) || 0;
+      if (!this.child) return;
+      const rollup = await readFile(`/proc/${this.child}/smaps_rollup`, 'utf8');
+      const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+      this.pss = Math.max(this.pss, kib('Pss') / 1024);
+      this.uss = Math.max(this.uss, kib('Private_Dirty') / 1024);
+    } catch {
+      // the process is gone, or not started yet
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  peaks(): { peakPssMiB?: number; peakUssMiB?: number } {
+    return this.pss > 0 ? { peakPssMiB: this.pss, peakUssMiB: this.uss } : {};
+  }
 }

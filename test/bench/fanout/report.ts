@@ -20,8 +20,10 @@ export interface RowSummary {
   egressVsImage?: number;
   /** bytes from peers / bytes received, over the row's hosts */
   peersShare?: number;
-  /** the largest peak RSS of one process */
+  /** the largest peak RSS of one process, and of its PSS and USS (sampled) */
   peakRssMiB?: number;
+  peakPssMiB?: number;
+  peakUssMiB?: number;
   /** CPU seconds (less start-up where the gate measured it) per GiB received, over the row's hosts */
   cpuSecondsPerGiB?: number;
   /** the largest start lag (release → swarmpull's startedAt) */
@@ -74,6 +76,8 @@ function summariseRow(row: RowSpec, tool: Tool, imageBytes: number, runs: RunRec
       egressVsImage: wave.registryEgressBytes / imageBytes,
       peersShare: tool === 'skopeo' ? undefined : hosts.reduce((a, h) => a + (h.bytes?.peers ?? 0), 0) / received,
       peakRssMiB: Math.max(...hosts.map((h) => h.peakRssMiB ?? 0)),
+      peakPssMiB: Math.max(...hosts.map((h) => h.peakPssMiB ?? 0)) || undefined,
+      peakUssMiB: Math.max(...hosts.map((h) => h.peakUssMiB ?? 0)) || undefined,
       cpuSecondsPerGiB: received > 0 ? cpu / (received / GiB) : undefined,
       startLagMs: tool === 'skopeo' ? undefined : Math.max(...hosts.map((h) => h.startLagMs ?? 0)),
     };
@@ -84,7 +88,7 @@ function summariseRow(row: RowSpec, tool: Tool, imageBytes: number, runs: RunRec
     return xs.length ? median(xs) : undefined;
   };
   const s: RowSummary = { tool, row: row.label, runs: per.length, failedRuns: per.length - good.length };
-  const fields = ['makespanMs', 'hostP50Ms', 'hostMinMs', 'egressVsImage', 'peersShare', 'peakRssMiB', 'cpuSecondsPerGiB', 'startLagMs'] as const;
+  const fields = ['makespanMs', 'hostP50Ms', 'hostMinMs', 'egressVsImage', 'peersShare', 'peakRssMiB', 'peakPssMiB', 'peakUssMiB', 'cpuSecondsPerGiB', 'startLagMs'] as const;
   for (const f of fields) {
     const v = med((p) => p[f]);
     if (v !== undefined) s[f] = v;
@@ -134,7 +138,7 @@ export function markdownTable(plan: Plan, summary: PlanSummary, runs: number): s
   const lines = [
     `### ${plan.title}, median of ${runs} run${runs === 1 ? '' : 's'}`,
     '',
-    '| | makespan | vs floor | host p50 / min | registry egress / image | from peers | peak RSS (max) | CPU s / GiB |',
+    '| | makespan | vs floor | host p50 / min | registry egress / image | from peers | peak RSS / PSS / USS (max) | CPU s / GiB |',
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const row of plan.rows) {
@@ -149,7 +153,7 @@ export function markdownTable(plan: Plan, summary: PlanSummary, runs: number): s
         r.hostP50Ms === undefined ? dash : `${seconds(r.hostP50Ms)} / ${seconds(r.hostMinMs!)}`,
         r.egressVsImage === undefined ? dash : `${r.egressVsImage.toFixed(2)}x`,
         r.peersShare === undefined ? dash : `${(r.peersShare * 100).toFixed(0)} %`,
-        r.peakRssMiB === undefined ? dash : `${r.peakRssMiB.toFixed(0)} MiB`,
+        r.peakRssMiB === undefined ? dash : `${[r.peakRssMiB, r.peakPssMiB, r.peakUssMiB].map((m) => (m === undefined ? dash : m.toFixed(0))).join(' / ')} MiB`,
         r.cpuSecondsPerGiB === undefined ? dash : r.cpuSecondsPerGiB.toFixed(1),
       ];
       lines.push(`| ${cells.join(' | ')} |`);

@@ -52,6 +52,9 @@ export interface HostRecord {
   /** bytes that crossed the network into the process's output (registry + peers; skopeo: the image) */
   receivedBytes: number;
   peakRssMiB?: number;
+  /** peak proportional and private memory (host-process.ts MemorySampler) */
+  peakPssMiB?: number;
+  peakUssMiB?: number;
   /** CPU seconds of the whole process, start-up included */
   cpuSeconds?: number;
   /** of which system time */
@@ -168,6 +171,7 @@ function hostRecord(
     linkRxBytes: link.rx,
     linkTxBytes: link.tx,
     ...(o.peakRssMiB !== undefined ? { peakRssMiB: o.peakRssMiB } : {}),
+    ...(o.peakPssMiB !== undefined ? { peakPssMiB: o.peakPssMiB, peakUssMiB: o.peakUssMiB } : {}),
     ...(o.cpuSeconds !== undefined ? { cpuSeconds: o.cpuSeconds } : {}),
     ...(o.sysSeconds !== undefined ? { sysSeconds: o.sysSeconds } : {}),
     ...(o.startupCpuSeconds !== undefined ? { startupCpuSeconds: o.startupCpuSeconds } : {}),
