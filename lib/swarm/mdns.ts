@@ -19,9 +19,10 @@ import { hostname, networkInterfaces } from 'node:os';
 import type { RemoteInfo } from 'node:dgram';
 import makeMdns from 'multicast-dns';
 import type { MulticastDNS } from 'multicast-dns';
-import type { Answer, Question } from 'dns-packet';
-import { dialableFromNetwork, isLoopback, onLink } from './candidates.ts';
+import type { Answer } from 'dns-packet';
+import { isLoopback, onLink } from './candidates.ts';
 import { SERVICE, subtypeLabel, subtypeName } from './ids.ts';
+import { knownAnswersOf, nameBytes, pointersOf, ptrQuestions, queryId, questionsOf, serviceRecords, TTL, type Self, type SubtypeQuestion } from './mdns-records.ts';
 
 export interface Peer {
   host: string;
@@ -44,6 +45,7 @@ export interface MdnsOptions {
 
 interface Lookup {
   id: Buffer;
+  label: string;
   name: string;
   /** current back-off step (ms) and when the next query is due (epoch ms) */
   interval: number;
@@ -70,14 +72,11 @@ interface PendingAnswer {
 }
 
 const MDNS_PORT = 5353;
-const TTL = 120; // RFC 6762 §10 value for records tied to a host; nobody here caches them anyway
 const FIRST_INTERVAL = 250;
 const MAX_INTERVAL = 5000;
 /** Per packet: keep under a 1500-byte Ethernet MTU (a question is ~66 bytes, a PTR answer ~120). */
 const QUESTIONS_PER_PACKET = 16;
 const ANSWERS_PER_PACKET = 8;
-/** Records looked at per received packet; a UDP datagram can hold thousands of tiny bogus ones. */
-const MAX_RECORDS = 256;
 /** RFC 6762 §6: do not multicast the same record again within a second, whoever asks. */
 const MULTICAST_HOLDOFF = 1000;
 /** Peers taken from one packet: an honest responder describes itself (one instance); 256 records made ~127 dials. */
@@ -113,8 +112,6 @@ const ASKERS_PER_ANSWER = 16;
 /** A query from our own address and port naming only questions we sent this recently is our own, looped back. */
 const OWN_QUERY_MS = 2000;
 
-const SUBTYPE_RE = /^_([a-z2-7]{32})\._sub\._swarmpull\._tcp\.local\.?$/;
-
 /** Who told us of a peer: the source address of the mDNS packet (for the dial budget, candidates.ts). */
 export interface Teller {
   source: string;
@@ -127,6 +124,8 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   readonly instance: string;
   readonly target: string;
   private readonly port: number;
+  /** who we are in our answers */
+  private readonly self: Self;
   private readonly mdnsPort: number;
   private readonly maxPeersPerId: number;
   private readonly maxLookups: number;
@@ -161,6 +160,7 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     const label = `${host}-${this.port}-${randomBytes(4).toString('hex')}`;
     this.instance = `${label}.${SERVICE}`;
     this.target = `${label}.local`;
+    this.self = { instance: this.instance, target: this.target, address: this.address, port: this.port };
   }
 
   /** Bind the mDNS socket, then announce and look up whatever was asked for before. Idempotent. */
@@ -244,7 +244,7 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     if (this.lookups.has(label)) return;
     if (this.lookups.size >= this.maxLookups) throw new RangeError(`more than ${this.maxLookups} mDNS lookups at once`);
     const nextAt = Date.now() + randomDelay();
-    this.lookups.set(label, { id: Buffer.from(id), name: subtypeName(id), interval: FIRST_INTERVAL, nextAt, peers: new Set(), known: new Map(), paused: false });
+    this.lookups.set(label, { id: Buffer.from(id), label, name: subtypeName(id), interval: FIRST_INTERVAL, nextAt, peers: new Set(), known: new Map(), paused: false });
     this.scheduleQueries();
   }
 
@@ -294,10 +294,9 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     const asking = due.filter((l) => freshCount(l.known, now) < ENOUGH_KNOWN);
     for (let i = 0; i < asking.length; i += QUESTIONS_PER_PACKET) {
       const part = asking.slice(i, i + QUESTIONS_PER_PACKET);
-      const questions: Question[] = part.map((l) => ({ name: l.name, type: 'PTR', class: 'IN' }));
-      this.mdns?.query({ questions, answers: this.knownAnswers(part, now) }, (err) => this.sendFailed(err));
+      this.mdns?.query({ questions: ptrQuestions(part.map((l) => l.name)), answers: this.knownAnswers(part, now) }, (err) => this.sendFailed(err));
     }
-    for (const l of asking) this.lastAsked.set(labelOf(l.name)!, now);
+    for (const l of asking) this.lastAsked.set(l.label, now);
     for (const l of due) this.asked(l, now);
     this.scheduleQueries();
   }
@@ -344,31 +343,27 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
 
   private onQuery(packet: unknown, rinfo: RemoteInfo): void {
     if (!this.onLink(rinfo.address)) return; // RFC 6762 §11: a unicast query from off the link gets no answer
-    const questions = listOf(packet, 'questions').slice(0, MAX_RECORDS);
+    const { ours, total } = questionsOf(packet);
     const now = Date.now();
     const legacy = rinfo.port !== this.mdnsPort;
-    if (!legacy && rinfo.address === this.address && this.isOwnQuery(questions, now)) return;
+    if (!legacy && rinfo.address === this.address && this.isOwnQuery(ours, total, now)) return;
     const known = legacy ? new Map<string, Set<string>>() : knownAnswersOf(packet);
-    const asked: Question[] = [];
-    for (const q of questions) {
-      if (!isRecord(q) || (q.type !== 'PTR' && q.type !== 'ANY')) continue;
-      // class is not checked: dns-packet 5 turns a QU-bit class into 'UNKNOWN_32769', and IN is all there is
-      const label = labelOf(q.name);
-      if (!label) continue;
-      const theirs = known.get(label);
-      if (!legacy) this.heardQuestion(label, theirs, now);
+    const asked: SubtypeQuestion[] = [];
+    for (const q of ours) {
+      const theirs = known.get(q.label);
+      if (!legacy) this.heardQuestion(q.label, theirs, now);
       // RFC 6762 §7.1: no answer the asker already listed (with half its TTL left)
-      if (this.announced.has(label) && !theirs?.has(this.instance)) asked.push({ name: q.name as string, type: 'PTR', class: 'IN' });
+      if (this.announced.has(q.label) && !theirs?.has(this.instance)) asked.push(q);
     }
     if (asked.length === 0) return;
-    const labels = [...new Set(asked.map((q) => labelOf(q.name)!))];
+    const labels = [...new Set(asked.map((q) => q.label))];
 
     if (legacy) {
       // A "legacy" unicast query from an ordinary resolver socket (RFC 6762 §6.7): it only hears a unicast
       // reply that echoes its id and questions. Tools such as `dig -p 5353 @224.0.0.251` work this way.
-      const id = isRecord(packet) && typeof packet.id === 'number' ? packet.id : 0;
+      const reply = { id: queryId(packet), questions: ptrQuestions(asked.slice(0, QUESTIONS_PER_PACKET).map((q) => q.name)) };
       for (const part of chunks(labels, ANSWERS_PER_PACKET)) {
-        this.mdns?.respond({ id, questions: asked.slice(0, QUESTIONS_PER_PACKET), ...this.records(part, 10) }, { port: rinfo.port, address: rinfo.address }, (err) => this.sendFailed(err));
+        this.mdns?.respond({ ...reply, ...serviceRecords(this.self, part, 10) }, { port: rinfo.port, address: rinfo.address }, (err) => this.sendFailed(err));
       }
       return;
     }
@@ -397,13 +392,9 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   }
 
   /** Our own query, looped back: from our address and port, asking only what we asked a moment ago. */
-  private isOwnQuery(questions: unknown[], now: number): boolean {
-    if (questions.length === 0) return false;
-    for (const q of questions) {
-      const label = isRecord(q) ? labelOf(q.name) : undefined;
-      if (!label || now - (this.lastAsked.get(label) ?? -Infinity) > OWN_QUERY_MS) return false;
-    }
-    return true;
+  private isOwnQuery(ours: SubtypeQuestion[], total: number, now: number): boolean {
+    if (total === 0 || ours.length < total) return false;
+    return ours.every((q) => now - (this.lastAsked.get(q.label) ?? -Infinity) <= OWN_QUERY_MS);
   }
 
   /** The pending answer of a subtype, made if there is none. */
@@ -441,25 +432,14 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
     }
     this.pendingAnswers.clear();
     for (const part of chunks(multicast, ANSWERS_PER_PACKET)) {
-      this.mdns?.respond(this.records(part, TTL), (err) => this.sendFailed(err));
+      this.mdns?.respond(serviceRecords(this.self, part, TTL), (err) => this.sendFailed(err));
       for (const l of part) this.lastMulticast.set(l, now);
     }
     for (const [asker, labels] of unicast) {
       const sep = asker.lastIndexOf(':');
       const to = { address: asker.slice(0, sep), port: Number(asker.slice(sep + 1)) };
-      for (const part of chunks(labels, ANSWERS_PER_PACKET)) this.mdns?.respond(this.records(part, TTL), to, (err) => this.sendFailed(err));
+      for (const part of chunks(labels, ANSWERS_PER_PACKET)) this.mdns?.respond(serviceRecords(this.self, part, TTL), to, (err) => this.sendFailed(err));
     }
-  }
-
-  /** PTR per subtype → our instance; SRV and A in the additionals, so one packet tells a peer everything. */
-  private records(labels: string[], ttl: number): { answers: Answer[]; additionals: Answer[] } {
-    return {
-      answers: labels.map((l) => ({ name: `_${l}._sub.${SERVICE}`, type: 'PTR', ttl, data: this.instance })),
-      additionals: [
-        { name: this.instance, type: 'SRV', ttl, flush: true, data: { port: this.port, target: this.target, priority: 0, weight: 0 } },
-        { name: this.target, type: 'A', ttl, flush: true, data: this.address },
-      ],
-    };
   }
 
   // ---- answers we hear -------------------------------------------------------------------------------------
@@ -470,39 +450,16 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
       this.logOnce('off-link', `mdns: ignoring answers from ${rinfo.address}, outside ${this.address}/${this.netmask}`);
       return;
     }
-    const records = [...listOf(packet, 'answers'), ...listOf(packet, 'additionals')].slice(0, MAX_RECORDS).filter(isRecord);
-    // index SRV and A by lowercased owner name (DNS names compare case-insensitively); first valid one wins
-    const srvs = new Map<string, { port: number; target: string }>();
-    const addrs = new Map<string, string>();
-    for (const r of records) {
-      if (typeof r.name !== 'string' || r.ttl === 0) continue; // TTL 0 is a goodbye (RFC 6762 §10.1)
-      const name = r.name.toLowerCase();
-      if (r.type === 'SRV' && isRecord(r.data) && !srvs.has(name)) {
-        const { port, target } = r.data;
-        if (Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535 && typeof target === 'string') {
-          srvs.set(name, { port: port as number, target: target.toLowerCase() });
-        }
-      } else if (r.type === 'A' && typeof r.data === 'string' && !addrs.has(name) && usableAddress(r.data, rinfo.address)) {
-        addrs.set(name, r.data);
-      }
-    }
     let peers = 0;
-    for (const r of records) {
+    for (const p of pointersOf(packet, rinfo.address)) {
       if (peers >= PEERS_PER_PACKET) break;
-      if (r.type !== 'PTR' || typeof r.data !== 'string' || r.ttl === 0) continue;
-      const label = labelOf(r.name) ?? '';
-      const instance = r.data.toLowerCase();
-      if (instance === this.instance) continue; // our own answer, looped back
-      const pending = this.pendingAnswers.get(label);
+      if (p.instance === this.instance) continue; // our own answer, looped back
+      const pending = this.pendingAnswers.get(p.label);
       if (pending && pending.heard.size < ANSWER_QUORUM && rinfo.address !== this.address) pending.heard.add(rinfo.address);
-      const lookup = this.lookups.get(label);
-      if (!lookup) continue;
-      const srv = srvs.get(instance);
-      const host = srv && addrs.get(srv.target);
-      if (srv && host) {
-        peers++;
-        this.found(lookup, instance, host, srv.port, rinfo.address);
-      }
+      const lookup = this.lookups.get(p.label);
+      if (!lookup || p.host === undefined) continue;
+      peers++;
+      this.found(lookup, p.instance, p.host, p.port!, rinfo.address);
     }
   }
 
@@ -552,21 +509,6 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
   }
 }
 
-/** The label of one of our subtype names, or undefined for any other name (or non-string). */
-function labelOf(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name.length > 100) return undefined;
-  return SUBTYPE_RE.exec(name.toLowerCase())?.[1];
-}
-
-/**
- * Only addresses dialable from the network (candidates.ts). A loopback address is believed only from a packet that
- * itself came over loopback, from this host (mDNS on a host without a LAN interface): a LAN host must not point us
- * at our own local services.
- */
-function usableAddress(a: string, from: string): boolean {
-  return dialableFromNetwork(a) || (isLoopback(a) && isLoopback(from));
-}
-
 /** The netmask of one of this host's IPv4 addresses, if it is one. */
 function netmaskOf(address: string): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
@@ -582,41 +524,10 @@ function defaultAddress(): string {
   return '127.0.0.1';
 }
 
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null;
-}
-
-function listOf(packet: unknown, key: string): unknown[] {
-  const v = isRecord(packet) ? packet[key] : undefined;
-  return Array.isArray(v) ? v : [];
-}
-
 function chunks<T>(xs: T[], n: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
-}
-
-/**
- * The known answers of a query, by subtype label: the instance names of its PTR records with at least half our TTL
- * left (RFC 6762 §7.1). Bounded like everything read from a packet.
- */
-function knownAnswersOf(packet: unknown): Map<string, Set<string>> {
-  const known = new Map<string, Set<string>>();
-  for (const r of listOf(packet, 'answers').slice(0, MAX_RECORDS)) {
-    if (!isRecord(r) || r.type !== 'PTR' || typeof r.data !== 'string' || typeof r.ttl !== 'number' || r.ttl < TTL / 2) continue;
-    const label = labelOf(r.name);
-    if (!label) continue;
-    let set = known.get(label);
-    if (!set) known.set(label, (set = new Set()));
-    set.add(r.data.toLowerCase());
-  }
-  return known;
-}
-
-/** Bytes of a name in a packet: a length byte per label, the labels, the root's zero (dns-packet does not compress). */
-function nameBytes(name: string): number {
-  return Buffer.byteLength(name.replace(/\.$/, '')) + 2;
 }
 
 function freshCount(known: Map<string, number>, now: number): number {
