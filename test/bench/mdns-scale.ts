@@ -5,7 +5,7 @@
 // UDP to port 5353 received from others and sent (answers apart from queries by the DNS header's QR bit), read just
 // before the release and when the last host says its image is ready. Needs root. Usage:
 //   npm run bench:mdns -- [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10]
-//     [--json FILE] [--linger S] [--bin LABEL=PATH ...]
+//     [--json FILE] [--linger S] [--bin LABEL=PATH ...] [--logs DIR]
 // The binary is SWARMPULL_BIN, default dist/swarmpull (npm run build -- --arch x64); with several --bin, each run of
 // each N runs them one after the other on the same LAN (before/after comparisons on a noisy machine).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +25,7 @@ const MiB = 1 << 20;
 const ENOUGH_PEERS = 8;
 const log = (msg: string) => process.stderr.write(`mdns-scale: ${msg}\n`);
 const usage = (msg: string): never => {
-  process.stderr.write(`mdns-scale: ${msg}\nusage: node test/bench/mdns-scale.ts [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10] [--json FILE] [--linger S]\n`);
+  process.stderr.write(`mdns-scale: ${msg}\nusage: node test/bench/mdns-scale.ts [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10] [--json FILE] [--linger S] [--logs DIR]\n`);
   process.exit(2);
 };
 
@@ -41,6 +41,7 @@ try {
       json: { type: 'string' },
       linger: { type: 'string', default: '10' },
       bin: { type: 'string', multiple: true },
+      logs: { type: 'string' },
     },
   }).values;
 } catch (err) {
@@ -57,6 +58,8 @@ const sizeMiB = positive('size-mib', values!['size-mib'], false);
 const layers = positive('layers', values!.layers);
 const rateMbit = positive('rate-mbit', values!['rate-mbit'], false);
 const lingerS = Number(values!.linger);
+/** where each host's stderr (--debug, lines prefixed with the harness's epoch ms) is kept, if anywhere */
+const logsDir = values!.logs === undefined ? undefined : resolve(values!.logs);
 if (!(lingerS >= 0)) usage(`--linger ${values!.linger}: expected seconds`);
 const maxHosts = Math.max(...hostsList);
 if (maxHosts > 200) usage('at most 200 hosts');
@@ -148,6 +151,8 @@ interface HostRun {
   imageReady: Promise<number>;
   /** the pid of the swarmpull process (the child of GNU time) */
   pid?: number;
+  /** every stderr line, prefixed with the harness's epoch ms (--logs) */
+  log: string[];
 }
 
 function startHost(lan: Lan, host: LanHost, bin: string, args: string[], timeFile: string): HostRun {
@@ -163,7 +168,7 @@ function startHost(lan: Lan, host: LanHost, bin: string, args: string[], timeFil
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   let onImageReady: (at: number) => void = () => {};
   const imageReady = new Promise<number>((res) => (onImageReady = res));
-  const run: HostRun = { proc, peerReadyAt, imageReady, ready: undefined!, done: undefined! };
+  const run: HostRun = { proc, peerReadyAt, imageReady, ready: undefined!, done: undefined!, log: [] };
   run.ready = new Promise((res, rej) => {
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
       const now = Date.now();
@@ -171,6 +176,7 @@ function startHost(lan: Lan, host: LanHost, bin: string, args: string[], timeFil
       const lines = partial.split('\n');
       partial = lines.pop()!;
       for (const line of lines) {
+        if (logsDir) run.log.push(`${now} ${line}`);
         if (line.startsWith('gate: ready')) res();
         if (line.startsWith('swarmpull: image ready')) onImageReady(now);
         // blob-swarm.ts's debug line, timestamped here as it arrives
@@ -303,6 +309,11 @@ async function runOnce(lan: Lan, ref: string, digest: string, bin: { label: stri
     for (const p of procs) kill(p.proc);
     await Promise.all(procs.map((p) => p.done));
     await wipe();
+    if (logsDir) {
+      await mkdir(logsDir, { recursive: true });
+      const prefix = join(logsDir, `${bin.label}-n${n}-run${run + 1}`);
+      await Promise.all(procs.map((p, i) => writeFile(`${prefix}-h${i}.log`, p.log.join('\n') + '\n')));
+    }
   }
 }
 
