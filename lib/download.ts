@@ -35,6 +35,8 @@ export interface DownloadContext {
   /** registry requests at once when there is no swarm */
   registrySlots: Slots;
   progress: BlobProgress;
+  /** when the pull last received a byte of any blob (its blobs share the registry and the peers) */
+  lastByteAt?: () => number;
   signal: AbortSignal;
 }
 
@@ -80,6 +82,7 @@ export async function downloadBlob(ctx: DownloadContext, desc: Descriptor): Prom
       const path = await blob.download(partial, {
         ...(ctx.registry ? { registry: registrySource(ctx, ctx.registry, desc.digest) } : {}),
         progress: { bytes: (n, source) => progress.bytes(desc, n, source), log: progress.log },
+        ...(ctx.lastByteAt ? { pullLastByteAt: ctx.lastByteAt } : {}),
         signal,
       });
       ctx.swarm?.haveBlob(blob);

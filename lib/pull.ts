@@ -137,8 +137,10 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     // Look for the peers of every blob we lack now, not as each download starts: their waits for peers overlap.
     if (swarm) for (const desc of blobs) if (!(await store.has(desc))) swarm.blob(desc, true);
 
+    let lastByteAt = 0;
     const counting: BlobProgress = {
       bytes(desc, n, source) {
+        lastByteAt = Date.now();
         bytes[source === 'peer' ? 'peers' : 'registry'] += n;
         progress.bytes(desc, n, source);
       },
@@ -156,6 +158,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       ...(swarm ? { swarm } : {}),
       registrySlots: new Slots(REGISTRY_CONCURRENCY),
       progress: counting,
+      lastByteAt: () => lastByteAt,
       signal,
     };
     const added: Promise<void>[] = [];

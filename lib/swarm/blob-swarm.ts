@@ -27,7 +27,11 @@ import { blobSalt, hostKey, unitPieces } from './owner.ts';
 import { PiecePicker } from './picker.ts';
 import type { Slots } from './semaphore.ts';
 
-/** a download that gets no byte from anywhere for this long fails */
+/**
+ * a download that gets no byte from anywhere for this long fails; while the registry is a source, it counts only
+ * once the whole pull gets no byte (its blobs share the registry's slots and link: with 64 hosts on one slow
+ * registry link, blobs waiting their turn failed while the pull's other blobs trickled in, bench:mdns)
+ */
 const STALL_MS = 60_000;
 /** ... and sooner while the registry is unreachable: then only peers can help, and they answer within a second */
 const STALL_REGISTRY_DOWN_MS = 30_000;
@@ -146,6 +150,7 @@ export class BlobSwarm {
   private downloading: {
     registry?: RegistrySource;
     progress: SwarmProgress;
+    pullLastByteAt?: () => number;
     signal: AbortSignal;
     resolve: (path: string) => void;
     reject: (err: unknown) => void;
@@ -316,7 +321,8 @@ export class BlobSwarm {
    * Fill `partial` from peers and the registry until every piece is there and the blob verifies; resolves with
    * the blob's path in the store. Pieces already in the partial (a resumed pull) are kept.
    */
-  async download(partial: PartialBlob, opts: { registry?: RegistrySource; progress: SwarmProgress; signal: AbortSignal }): Promise<string> {
+  /** `pullLastByteAt`: when the pull this blob is part of last received a byte of any blob (see STALL_MS) */
+  async download(partial: PartialBlob, opts: { registry?: RegistrySource; progress: SwarmProgress; pullLastByteAt?: () => number; signal: AbortSignal }): Promise<string> {
     this.partial = partial;
     this.have = partial.bitfield;
     this.picker = new PiecePicker(this.have);
@@ -559,7 +565,8 @@ export class BlobSwarm {
     this.schedule();
     const registryDown = d.registry?.isDown?.() === true;
     const stallMs = registryDown ? STALL_REGISTRY_DOWN_MS : STALL_MS;
-    if (Date.now() - d.lastByteAt < stallMs) return;
+    const lastByteAt = d.registry && !registryDown ? Math.max(d.lastByteAt, d.pullLastByteAt?.() ?? 0) : d.lastByteAt;
+    if (Date.now() - lastByteAt < stallMs) return;
     const missing = `${this.layout.count - this.have.count()} of ${this.layout.count} pieces missing`;
     const why = registryDown
       ? unreachableError(`blob ${this.desc.digest}: the registry is unreachable and no peer sent a byte for ${stallMs / 1000} s (${missing})`, d.lastRegistryError)

@@ -181,6 +181,24 @@ test('a registry that stalls (no headers, or a body that stops): the timeout end
   }
 });
 
+test('a blob that waits its turn at a busy registry while the pull\'s other blobs trickle in does not fail the pull', async () => {
+  // What 64 hosts on one slow registry link looked like from one host (bench:mdns): a blob got no byte for over a
+  // minute (its requests timed out waiting for headers) while its other blobs came in slowly; the pull failed
+  // (exit 6) where it only had to wait. Here the small layer's first three requests get no headers (the client
+  // gives up on each after 30 s: no byte of it for ~90 s) while the big one comes at 16 KiB/s (~96 s).
+  const [big, , small] = image.layers;
+  let smallAsked = 0;
+  proxy.plan((req) => {
+    const digest = isBlob(req) ? blobRequestInfo(req as RecordedRequest).digest : '';
+    if (digest === small!.digest && smallAsked++ < 3) return { delayMs: 45_000 };
+    if (digest === big!.digest) return { rateBytesPerSec: 16 * KiB };
+    return undefined;
+  });
+  const r = await pull(150_000);
+  await assertPulled(r);
+  assert.ok(smallAsked >= 4, `the small layer was asked ${smallAsked} times`);
+});
+
 test('an expired redirect URL (403, 410) is not retried as is: the registry is asked for a fresh one', async () => {
   // The registry redirects every blob to storage with a one-time signature; storage cuts each blob's first answer
   // short, so the client comes back with the URL it was given, which has expired by then.
