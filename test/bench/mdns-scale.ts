@@ -5,7 +5,7 @@
 // UDP to port 5353 received from others and sent (answers apart from queries by the DNS header's QR bit), read just
 // before the release and when the last host says its image is ready. Needs root. Usage:
 //   npm run bench:mdns -- [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10]
-//     [--json FILE] [--linger S] [--bin LABEL=PATH ...] [--logs DIR] [--fq]
+//     [--json FILE] [--linger S] [--bin LABEL=PATH ...] [--logs DIR]
 // The binary is SWARMPULL_BIN, default dist/swarmpull (npm run build -- --arch x64); with several --bin, each run of
 // each N runs them one after the other on the same LAN (before/after comparisons on a noisy machine).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +25,7 @@ const MiB = 1 << 20;
 const ENOUGH_PEERS = 8;
 const log = (msg: string) => process.stderr.write(`mdns-scale: ${msg}\n`);
 const usage = (msg: string): never => {
-  process.stderr.write(`mdns-scale: ${msg}\nusage: node test/bench/mdns-scale.ts [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10] [--json FILE] [--linger S] [--logs DIR] [--fq]\n`);
+  process.stderr.write(`mdns-scale: ${msg}\nusage: node test/bench/mdns-scale.ts [--hosts-list 4,8,16,32,64] [--runs 3] [--size-mib 6] [--layers 4] [--rate-mbit 10] [--json FILE] [--linger S] [--logs DIR]\n`);
   process.exit(2);
 };
 
@@ -42,7 +42,6 @@ try {
       linger: { type: 'string', default: '10' },
       bin: { type: 'string', multiple: true },
       logs: { type: 'string' },
-      fq: { type: 'boolean', default: false },
     },
   }).values;
 } catch (err) {
@@ -393,8 +392,8 @@ const work = await mkdtemp(join(tmpdir(), 'swarmpull-mdns-scale-'));
 scratch.push(work);
 const perLayer = Math.floor((sizeMiB * MiB) / layers);
 const image = await buildImage(join(work, 'image'), 'bench', { layers: Array(layers).fill(perLayer), seed: `mdns-scale-${sizeMiB}-${layers}` });
-log(`${maxHosts} hosts at ${rateMbit} Mbit/s${values!.fq ? ' (fq_codel under tbf)' : ''}; image ${(image.size / MiB).toFixed(1)} MiB in ${layers} layers; ${bins.map((b) => `${b.label}=${b.path}`).join(', ')}`);
-const lan = await createLan({ hosts: maxHosts, rateMbit, withRegistryHost: true, fairQueue: values!.fq });
+log(`${maxHosts} hosts at ${rateMbit} Mbit/s; image ${(image.size / MiB).toFixed(1)} MiB in ${layers} layers; ${bins.map((b) => `${b.label}=${b.path}`).join(', ')}`);
+const lan = await createLan({ hosts: maxHosts, rateMbit, withRegistryHost: true });
 let registry: Registry | undefined;
 const all: RunResult[] = [];
 const rows: Row[] = [];

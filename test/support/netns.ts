@@ -53,12 +53,6 @@ export interface LanOptions {
   /** per host (by index): a rate of its own instead of rateMbit, e.g. one slow link among fast ones */
   hostRatesMbit?: (number | undefined)[];
   withRegistryHost?: boolean;
-  /**
-   * fq_codel under each tbf instead of its plain FIFO: what a Linux host's own egress does by default (systemd's
-   * net.core.default_qdisc), where a packet of a sparse flow (an mDNS answer) does not wait behind, or get dropped
-   * by, a queue that TCP keeps full
-   */
-  fairQueue?: boolean;
 }
 
 let usable: boolean | undefined;
@@ -181,12 +175,9 @@ export async function createLan(opts: LanOptions): Promise<Lan> {
       await ip(['link', 'set', h.veth, 'up']);
       const rate = (h === registryHost ? undefined : opts.hostRatesMbit?.[hosts.indexOf(h)]) ?? opts.rateMbit;
       if (rate !== undefined) {
-        // upload: egress of the host's eth0 (tc in its namespace); download: egress of the root-side veth towards it
-        const links: [string[], string][] = [[['ip', 'netns', 'exec', h.ns, 'tc'], 'eth0'], [['tc'], h.veth]];
-        for (const [[cmd, ...pre], dev] of links) {
-          await run(cmd!, [...pre, 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'tbf', ...tbf(rate)]);
-          if (opts.fairQueue) await run(cmd!, [...pre, 'qdisc', 'add', 'dev', dev, 'parent', '1:1', 'fq_codel']);
-        }
+        // upload: egress of the host's eth0; download: egress of the root-side veth towards it
+        await run('ip', ['netns', 'exec', h.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', ...tbf(rate)]);
+        await run('tc', ['qdisc', 'add', 'dev', h.veth, 'root', 'tbf', ...tbf(rate)]);
       }
     }
   } catch (err) {
