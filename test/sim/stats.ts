@@ -17,6 +17,8 @@ export interface SimSummary {
   registryShareOfFloor: number;
   duplicateVsImage: number;
   meanPeers: number;
+  /** with a CPU model: CPU-s per GiB received over all hosts, the registry's CPU-s, and how long the CPU was short */
+  cpu?: { hostCpuSPerGiB: number; registryS: number; saturatedS: number };
   wallS: number;
 }
 
@@ -41,6 +43,15 @@ export function summarise(r: SimResult): SimSummary {
     registryShareOfFloor: (r.imageBytes * 8) / (r.config.registryMbit * 1e6) / floorS,
     duplicateVsImage: r.duplicateBytes / r.imageBytes / r.config.hosts,
     meanPeers: r.meanPeers,
+    ...(r.cpu
+      ? {
+          cpu: {
+            hostCpuSPerGiB: r.cpu.hostS.reduce((a, b) => a + b, 0) / ((r.imageBytes * r.config.hosts) / 2 ** 30),
+            registryS: r.cpu.registryS,
+            saturatedS: r.cpu.saturatedS,
+          },
+        }
+      : {}),
     wallS: r.wallMs / 1000,
   };
 }

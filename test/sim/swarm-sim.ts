@@ -3,6 +3,7 @@
 // most MAX_PEERS_PER_BLOB per blob, and fetches over simulated links (network.ts) from peers and a registry.
 import { DialBudget } from '../../lib/swarm/candidates.ts';
 import { Slots } from '../../lib/swarm/semaphore.ts';
+import { Cpu, type CpuConfig } from './cpu.ts';
 import { EventQueue } from './event-queue.ts';
 import { Flow, Network } from './network.ts';
 import { hex8, sample, seeded, type Random } from '../support/random.ts';
@@ -54,6 +55,8 @@ export interface SimConfig {
   seed: number;
   /** give up after this much virtual time */
   limitMs?: number;
+  /** the hosts and the registry share this many cores (cpu.ts); without it every process has cores of its own */
+  cpu?: CpuConfig;
 }
 
 export interface HostResult {
@@ -81,6 +84,8 @@ export interface SimResult {
   /** peers per blob at the end: mean and min */
   meanPeers: number;
   minPeers: number;
+  /** with a CPU model: CPU-s each host used, the registry's, and how long the processes wanted more than the cores */
+  cpu?: { hostS: number[]; registryS: number; saturatedS: number };
   wallMs: number;
 }
 
@@ -108,6 +113,10 @@ export function simulate(config: SimConfig): SimResult {
   up[registryNode] = bytesPerMs(config.registryMbit);
   down[registryNode] = 0;
   const net = new Network(up, down);
+  const cpu = config.cpu ? new Cpu(config.cpu, n, registryNode) : null;
+  /** hosts whose start-up CPU ran out during the current step: they begin once its bytes have moved */
+  let begun: (() => void)[] = [];
+  if (cpu) net.limit = (flows, dt) => void begun.push(...cpu.limit(flows, dt));
   const digests = config.layers.map(() => `sha256:${hex8(random)}${'0'.repeat(56)}`);
 
   let outbox: (() => void)[] = [];
@@ -147,6 +156,7 @@ export function simulate(config: SimConfig): SimResult {
       if (--h.blobsLeft === 0) {
         h.doneAt = q.now;
         hostsLeft--;
+        cpu?.done(h.id);
       }
     },
   };
@@ -234,7 +244,7 @@ export function simulate(config: SimConfig): SimResult {
   };
 
   for (const h of hosts) {
-    q.at(h.startAt, () => {
+    const begin = () => {
       for (const b of h.blobs) b.start(WAIT_FOR_PEERS_MS, (t, f) => q.at(t, () => (f(), flush())));
       const [lo, hi] = config.discoveryMs;
       q.after(lo + random() * (hi - lo), () => {
@@ -250,7 +260,9 @@ export function simulate(config: SimConfig): SimResult {
       };
       q.after(WATCHDOG_MS, watchdog);
       flush();
-    });
+    };
+    // with a CPU model the pull begins once the process has had its start-up CPU, shared with the others
+    q.at(h.startAt, () => (cpu ? cpu.start(h.id, begin) : begin()));
   }
 
   // the network's clock: messages sent during the last step arrive, then bytes move
@@ -261,6 +273,9 @@ export function simulate(config: SimConfig): SimResult {
     for (const f of mail) f();
     flush();
     for (const t of net.advance(q.now, step)) t.done();
+    const starting = begun;
+    begun = [];
+    for (const f of starting) f();
     flush();
     if (hostsLeft > 0) q.after(step, tick);
   };
@@ -301,6 +316,7 @@ export function simulate(config: SimConfig): SimResult {
     pieces,
     meanPeers: peerCounts.reduce((a, b) => a + b, 0) / peerCounts.length,
     minPeers: Math.min(...peerCounts),
+    ...(cpu ? { cpu: { hostS: [...cpu.used.subarray(0, n)].map((ms) => ms / 1000), registryS: cpu.used[registryNode]! / 1000, saturatedS: cpu.saturatedMs / 1000 } } : {}),
     wallMs: performance.now() - wallStart,
   };
 }
