@@ -3,6 +3,7 @@
 //   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
 //     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
 //     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000] [--owner-idle-ms 1000] [--starved-below-blocks B]
+//     [--framing F]   (wire bytes per payload byte: 1.046 for TCP/IP over Ethernet; egress then counts headers)
 //     [--piece-kib K]   (instead of the real piece layout: fewer pieces for big fleets)
 //     [--strict-owners K [--strict-ms 3000]]   (what-if: the fleet's top-K scorers own a unit at first)
 //     [--cpu-cores C [--receive-cpu-s-per-gib X] [--send-cpu-s-per-gib X] [--registry-cpu-s-per-gib X] [--start-cpu-s S]
@@ -40,6 +41,7 @@ try {
       'starved-below-blocks': { type: 'string' },
       'strict-owners': { type: 'string' },
       'piece-kib': { type: 'string' },
+      framing: { type: 'string', default: '1' },
       'strict-ms': { type: 'string', default: '3000' },
       seed: { type: 'string', default: '1' },
       'cpu-cores': { type: 'string' },
@@ -77,6 +79,7 @@ const cpu =
         busyCpuSPerS: num('busy-cpu-s-per-s'),
       };
 if (cpu && !(cpu.cores > 0)) usage('--cpu-cores: more than 0');
+if (!(num('framing') >= 1)) usage('--framing: at least 1');
 const cpuColumns = cpu ? ' host CPU-s / GiB received | registry CPU-s | CPU saturated |' : '';
 
 const rows: SimSummary[] = [];
@@ -89,6 +92,7 @@ for (const hosts of hostsList) {
     registryMbit: num('registry-mbit'),
     registryLatencyMs: num('registry-latency-ms'),
     registryShareSpread: num('registry-share-spread'),
+    framing: num('framing'),
     ...(values['piece-kib'] !== undefined ? { pieceBytes: num('piece-kib', true) * 1024 } : {}),
     ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
     ...(values['starved-below-blocks'] !== undefined ? { starvedBelowBlocks: num('starved-below-blocks') } : {}),

@@ -11,7 +11,7 @@ export interface SimSummary {
   p99S: number;
   maxS: number;
   minS: number;
-  /** registry egress / image size */
+  /** registry egress / image size (on the wire, headers counted, when the config has `framing`) */
   egressVsImage: number;
   /** time for the registry alone to send the image once, / floor */
   registryShareOfFloor: number;
@@ -39,7 +39,7 @@ export function summarise(r: SimResult): SimSummary {
     p99S: quantile(times, 0.99),
     maxS: times.at(-1)!,
     minS: times[0]!,
-    egressVsImage: r.registryBytes / r.imageBytes,
+    egressVsImage: (r.registryBytes * (r.config.framing ?? 1)) / r.imageBytes,
     registryShareOfFloor: (r.imageBytes * 8) / (r.config.registryMbit * 1e6) / floorS,
     duplicateVsImage: r.duplicateBytes / r.imageBytes / r.config.hosts,
     meanPeers: r.meanPeers,

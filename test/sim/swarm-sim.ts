@@ -28,6 +28,11 @@ export interface SimConfig {
   rateMbit: number;
   /** the registry's egress, Mbit/s */
   registryMbit: number;
+  /**
+   * bytes on the wire per byte of payload (default 1): TCP/IP and Ethernet headers make full segments 1514 / 1448 =
+   * 1.046, so a shaped link carries payload at its rate / 1.046, and a veth counter sees the registry send 1.046x
+   */
+  framing?: number;
   /** from a registry request to its first byte */
   registryLatencyMs: number;
   /** registry requests' shares of its link spread over [1 - s, 1 + s] of a fair one (0: TCP exactly fair) */
@@ -108,9 +113,10 @@ export function simulate(config: SimConfig): SimResult {
   const n = config.hosts;
   const registryNode = n;
   const bytesPerMs = (mbit: number) => (mbit * 1e6) / 8 / 1000;
-  const up = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit));
-  const down = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit));
-  up[registryNode] = bytesPerMs(config.registryMbit);
+  const framing = config.framing ?? 1;
+  const up = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit) / framing);
+  const down = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit) / framing);
+  up[registryNode] = bytesPerMs(config.registryMbit) / framing;
   down[registryNode] = 0;
   const net = new Network(up, down);
   const cpu = config.cpu ? new Cpu(config.cpu, n, registryNode) : null;
