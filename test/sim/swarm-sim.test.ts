@@ -45,3 +45,17 @@ test('the same seed gives the same run', () => {
   assert.deepEqual(a.hosts, b.hosts);
   assert.equal(a.registryBytes, b.registryBytes);
 });
+
+test('framing: links carry payload at their rate / framing, and egress is counted on the wire', () => {
+  const framing = 1.046;
+  // one host alone with the registry at its own link's rate: the link's payload rate sets its time
+  const alone = { ...config, hosts: 1, layers: [6 * MiB], registryMbit: config.rateMbit };
+  const plain = summarise(simulate(alone));
+  const r = simulate({ ...alone, framing });
+  const s = summarise(r);
+  const slower = s.maxS - plain.maxS;
+  const expected = plain.floorS * (framing - 1);
+  assert.ok(Math.abs(slower - expected) <= (2 * config.stepMs) / 1000, `framing added ${slower} s, expected ${expected} s`);
+  assert.ok(s.minS >= s.floorS * framing, `the host took ${s.minS} s, under floor x framing ${s.floorS * framing} s`);
+  assert.equal(s.egressVsImage, (r.registryBytes * framing) / r.imageBytes);
+});
