@@ -2,7 +2,7 @@
 // (host time p50/p99/max against the floor, registry egress against the image) and can write JSON and a chart.
 //   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
 //     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
-//     [--start-spread-ms 100] [--registry-share-spread 0] [--claim-ms 15000] [--owner-idle-ms 1000] [--starved-below-blocks B]
+//     [--start-spread-ms 100] [--registry-share-spread 0] [--registry-hog W] [--claim-ms 15000] [--owner-idle-ms 1000] [--starved-below-blocks B]
 //     [--framing F]   (wire bytes per payload byte: 1.046 for TCP/IP over Ethernet; egress then counts headers)
 //     [--piece-kib K]   (instead of the real piece layout: fewer pieces for big fleets)
 //     [--strict-owners K [--strict-ms 3000]]   (what-if: the fleet's top-K scorers own a unit at first)
@@ -36,6 +36,7 @@ try {
       'step-ms': { type: 'string', default: '50' },
       'start-spread-ms': { type: 'string', default: '100' },
       'registry-share-spread': { type: 'string', default: '0' },
+      'registry-hog': { type: 'string' },
       'claim-ms': { type: 'string' },
       'owner-idle-ms': { type: 'string' },
       'starved-below-blocks': { type: 'string' },
@@ -92,6 +93,7 @@ for (const hosts of hostsList) {
     registryMbit: num('registry-mbit'),
     registryLatencyMs: num('registry-latency-ms'),
     registryShareSpread: num('registry-share-spread'),
+    ...(values['registry-hog'] !== undefined ? { registryHogWeight: num('registry-hog') } : {}),
     framing: num('framing'),
     ...(values['piece-kib'] !== undefined ? { pieceBytes: num('piece-kib', true) * 1024 } : {}),
     ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
