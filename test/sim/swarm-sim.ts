@@ -141,11 +141,7 @@ export function simulate(config: SimConfig): SimResult {
     random,
     registryNode,
     registryLatencyMs: config.registryLatencyMs,
-    registryWeight: () => {
-      // one request in all the fleet's at once is the hog (random, so it lands on hosts and runs as it happens)
-      if (config.registryHogWeight !== undefined && random() < 1 / (n * REGISTRY_CONCURRENCY)) return config.registryHogWeight;
-      return 1 + (config.registryShareSpread ?? 0) * (2 * random() - 1);
-    },
+    registryWeight: registryWeights(config, random),
     post: (f) => outbox.push(f),
     postTo: (from, peers, f) => {
       // A message goes on the connection after the piece data already queued on it: delayed by that backlog.
@@ -335,6 +331,15 @@ export function simulate(config: SimConfig): SimResult {
     ...(cpu ? { cpu: { hostS: [...cpu.used.subarray(0, n)].map((ms) => ms / 1000), registryS: cpu.used[registryNode]! / 1000, saturatedS: cpu.saturatedMs / 1000 } } : {}),
     wallMs: performance.now() - wallStart,
   };
+}
+
+/** Each registry request's share of the registry's link, relative to a fair one (see SimConfig). */
+export function registryWeights(config: Pick<SimConfig, 'hosts' | 'registryHogWeight' | 'registryShareSpread'>, random: Random): () => number {
+  const hog = config.registryHogWeight;
+  const spread = config.registryShareSpread ?? 0;
+  // one request in all the fleet's at once is the hog (at random, so it lands on hosts and runs as it happens)
+  const hogChance = 1 / (config.hosts * REGISTRY_CONCURRENCY);
+  return () => (hog !== undefined && random() < hogChance ? hog : 1 + spread * (2 * random() - 1));
 }
 
 /** How long the bytes queued on a flow take at its current rate (a new flow: a share of the uplink). */
