@@ -81,6 +81,7 @@ const cpu =
       };
 if (cpu && !(cpu.cores > 0)) usage('--cpu-cores: more than 0');
 if (!(num('framing') >= 1)) usage('--framing: at least 1');
+if (values['registry-hog'] !== undefined && !(num('registry-hog') > 0)) usage('--registry-hog: more than 0');
 const cpuColumns = cpu ? ' host CPU-s / GiB received | registry CPU-s | CPU saturated |' : '';
 
 const rows: SimSummary[] = [];
