@@ -42,6 +42,8 @@ export class Network {
   private readonly downShare: Float64Array;
   private readonly used: Float64Array;
   private readonly count: Float64Array;
+  /** called with the flows and their link shares before bytes move: may lower rates (a CPU model, cpu.ts) */
+  limit: ((flows: readonly Flow[], dt: number) => void) | null = null;
 
   constructor(up: Float64Array, down: Float64Array) {
     this.up = up;
@@ -70,6 +72,7 @@ export class Network {
   advance(now: number, dt: number): Transfer[] {
     const flows = this.active.filter((f) => f.startAt <= now);
     this.share(flows);
+    this.limit?.(flows, dt);
     const done: Transfer[] = [];
     for (const f of flows) {
       let budget = f.rate * dt;

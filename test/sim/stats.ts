@@ -11,12 +11,14 @@ export interface SimSummary {
   p99S: number;
   maxS: number;
   minS: number;
-  /** registry egress / image size */
+  /** registry egress / image size (on the wire, headers counted, when the config has `framing`) */
   egressVsImage: number;
   /** time for the registry alone to send the image once, / floor */
   registryShareOfFloor: number;
   duplicateVsImage: number;
   meanPeers: number;
+  /** with a CPU model: CPU-s per GiB received over all hosts, the registry's CPU-s, and how long the CPU was short */
+  cpu?: { hostCpuSPerGiB: number; registryS: number; saturatedS: number };
   wallS: number;
 }
 
@@ -37,10 +39,19 @@ export function summarise(r: SimResult): SimSummary {
     p99S: quantile(times, 0.99),
     maxS: times.at(-1)!,
     minS: times[0]!,
-    egressVsImage: r.registryBytes / r.imageBytes,
+    egressVsImage: (r.registryBytes * (r.config.framing ?? 1)) / r.imageBytes,
     registryShareOfFloor: (r.imageBytes * 8) / (r.config.registryMbit * 1e6) / floorS,
     duplicateVsImage: r.duplicateBytes / r.imageBytes / r.config.hosts,
     meanPeers: r.meanPeers,
+    ...(r.cpu
+      ? {
+          cpu: {
+            hostCpuSPerGiB: r.cpu.hostS.reduce((a, b) => a + b, 0) / ((r.imageBytes * r.config.hosts) / 2 ** 30),
+            registryS: r.cpu.registryS,
+            saturatedS: r.cpu.saturatedS,
+          },
+        }
+      : {}),
     wallS: r.wallMs / 1000,
   };
 }

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { summarise } from './stats.ts';
-import { simulate, type SimConfig } from './swarm-sim.ts';
+import { seeded } from '../support/random.ts';
+import { registryWeights, simulate, type SimConfig } from './swarm-sim.ts';
 
 const MiB = 2 ** 20;
 // 40 hosts: past MAX_PEERS_PER_BLOB + 1, so not a full mesh (pieces take several hops, owners cannot all hear
@@ -44,4 +45,29 @@ test('the same seed gives the same run', () => {
   const b = simulate(small);
   assert.deepEqual(a.hosts, b.hosts);
   assert.equal(a.registryBytes, b.registryBytes);
+});
+
+test('framing: links carry payload at their rate / framing, and egress is counted on the wire', () => {
+  const framing = 1.046;
+  // one host alone with the registry at its own link's rate: the link's payload rate sets its time
+  const alone = { ...config, hosts: 1, layers: [6 * MiB], registryMbit: config.rateMbit };
+  const plain = summarise(simulate(alone));
+  const r = simulate({ ...alone, framing });
+  const s = summarise(r);
+  const slower = s.maxS - plain.maxS;
+  const expected = plain.floorS * (framing - 1);
+  assert.ok(Math.abs(slower - expected) <= (2 * config.stepMs) / 1000, `framing added ${slower} s, expected ${expected} s`);
+  assert.ok(s.minS >= s.floorS * framing, `the host took ${s.minS} s, under floor x framing ${s.floorS * framing} s`);
+  assert.equal(s.egressVsImage, (r.registryBytes * framing) / r.imageBytes);
+});
+
+test("registry shares: one request in the fleet's hosts x 4 is the hog; the others within the spread", () => {
+  const draw = registryWeights({ hosts: 8, registryHogWeight: 15, registryShareSpread: 0.2 }, seeded(11));
+  const weights = Array.from({ length: 32_000 }, draw);
+  const hogs = weights.filter((w) => w === 15).length;
+  // expected 1,000 of 32,000 (1 in 32); binomial sd ~31
+  assert.ok(hogs > 880 && hogs < 1120, `${hogs} hogs in 32,000 requests`);
+  for (const w of weights) assert.ok(w === 15 || (w >= 0.8 && w <= 1.2), `weight ${w}`);
+  const fair = registryWeights({ hosts: 8 }, seeded(11));
+  for (let i = 0; i < 1000; i++) assert.equal(fair(), 1);
 });

@@ -3,6 +3,7 @@
 // most MAX_PEERS_PER_BLOB per blob, and fetches over simulated links (network.ts) from peers and a registry.
 import { DialBudget } from '../../lib/swarm/candidates.ts';
 import { Slots } from '../../lib/swarm/semaphore.ts';
+import { Cpu, type CpuConfig } from './cpu.ts';
 import { EventQueue } from './event-queue.ts';
 import { Flow, Network } from './network.ts';
 import { hex8, sample, seeded, type Random } from '../support/random.ts';
@@ -27,10 +28,21 @@ export interface SimConfig {
   rateMbit: number;
   /** the registry's egress, Mbit/s */
   registryMbit: number;
+  /**
+   * bytes on the wire per byte of payload (default 1): TCP/IP and Ethernet headers make full segments 1514 / 1448 =
+   * 1.046, so a shaped link carries payload at its rate / 1.046, and a veth counter sees the registry send 1.046x
+   */
+  framing?: number;
   /** from a registry request to its first byte */
   registryLatencyMs: number;
   /** registry requests' shares of its link spread over [1 - s, 1 + s] of a fair one (0: TCP exactly fair) */
   registryShareSpread?: number;
+  /**
+   * one registry request in (hosts x REGISTRY_CONCURRENCY) gets this share of the registry's link relative to the
+   * others': TCP downloads through one tbf-shaped link share it so, one connection at 13-21x the others' share
+   * and the rest alike (test/bench/registry-shares.ts, 32 and 64 downloads at 20 Mbit/s; median 15)
+   */
+  registryHogWeight?: number;
   /** a what-if: with peers, the registry only while fewer blocks than this are asked of peers (see SimBlob) */
   starvedBelowBlocks?: number;
   /** a what-if: how long a peer must hold no claim to look idle at the registry (default OWNER_IDLE_MS) */
@@ -54,6 +66,8 @@ export interface SimConfig {
   seed: number;
   /** give up after this much virtual time */
   limitMs?: number;
+  /** the hosts and the registry share this many cores (cpu.ts); without it every process has cores of its own */
+  cpu?: CpuConfig;
 }
 
 export interface HostResult {
@@ -81,6 +95,8 @@ export interface SimResult {
   /** peers per blob at the end: mean and min */
   meanPeers: number;
   minPeers: number;
+  /** with a CPU model: CPU-s each host used, the registry's, and how long the processes wanted more than the cores */
+  cpu?: { hostS: number[]; registryS: number; saturatedS: number };
   wallMs: number;
 }
 
@@ -103,11 +119,16 @@ export function simulate(config: SimConfig): SimResult {
   const n = config.hosts;
   const registryNode = n;
   const bytesPerMs = (mbit: number) => (mbit * 1e6) / 8 / 1000;
-  const up = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit));
-  const down = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit));
-  up[registryNode] = bytesPerMs(config.registryMbit);
+  const framing = config.framing ?? 1;
+  const up = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit) / framing);
+  const down = new Float64Array(n + 1).fill(bytesPerMs(config.rateMbit) / framing);
+  up[registryNode] = bytesPerMs(config.registryMbit) / framing;
   down[registryNode] = 0;
   const net = new Network(up, down);
+  const cpu = config.cpu ? new Cpu(config.cpu, n, registryNode) : null;
+  /** hosts whose start-up CPU ran out during the current step: they begin once its bytes have moved */
+  let begun: (() => void)[] = [];
+  if (cpu) net.limit = (flows, dt) => void begun.push(...cpu.limit(flows, dt));
   const digests = config.layers.map(() => `sha256:${hex8(random)}${'0'.repeat(56)}`);
 
   let outbox: (() => void)[] = [];
@@ -120,7 +141,7 @@ export function simulate(config: SimConfig): SimResult {
     random,
     registryNode,
     registryLatencyMs: config.registryLatencyMs,
-    registryWeight: () => 1 + (config.registryShareSpread ?? 0) * (2 * random() - 1),
+    registryWeight: registryWeights(config, random),
     post: (f) => outbox.push(f),
     postTo: (from, peers, f) => {
       // A message goes on the connection after the piece data already queued on it: delayed by that backlog.
@@ -147,6 +168,7 @@ export function simulate(config: SimConfig): SimResult {
       if (--h.blobsLeft === 0) {
         h.doneAt = q.now;
         hostsLeft--;
+        cpu?.done(h.id);
       }
     },
   };
@@ -234,7 +256,7 @@ export function simulate(config: SimConfig): SimResult {
   };
 
   for (const h of hosts) {
-    q.at(h.startAt, () => {
+    const begin = () => {
       for (const b of h.blobs) b.start(WAIT_FOR_PEERS_MS, (t, f) => q.at(t, () => (f(), flush())));
       const [lo, hi] = config.discoveryMs;
       q.after(lo + random() * (hi - lo), () => {
@@ -250,7 +272,9 @@ export function simulate(config: SimConfig): SimResult {
       };
       q.after(WATCHDOG_MS, watchdog);
       flush();
-    });
+    };
+    // with a CPU model the pull begins once the process has had its start-up CPU, shared with the others
+    q.at(h.startAt, () => (cpu ? cpu.start(h.id, begin) : begin()));
   }
 
   // the network's clock: messages sent during the last step arrive, then bytes move
@@ -261,6 +285,9 @@ export function simulate(config: SimConfig): SimResult {
     for (const f of mail) f();
     flush();
     for (const t of net.advance(q.now, step)) t.done();
+    const starting = begun;
+    begun = [];
+    for (const f of starting) f();
     flush();
     if (hostsLeft > 0) q.after(step, tick);
   };
@@ -301,8 +328,18 @@ export function simulate(config: SimConfig): SimResult {
     pieces,
     meanPeers: peerCounts.reduce((a, b) => a + b, 0) / peerCounts.length,
     minPeers: Math.min(...peerCounts),
+    ...(cpu ? { cpu: { hostS: [...cpu.used.subarray(0, n)].map((ms) => ms / 1000), registryS: cpu.used[registryNode]! / 1000, saturatedS: cpu.saturatedMs / 1000 } } : {}),
     wallMs: performance.now() - wallStart,
   };
+}
+
+/** Each registry request's share of the registry's link, relative to a fair one (see SimConfig). */
+export function registryWeights(config: Pick<SimConfig, 'hosts' | 'registryHogWeight' | 'registryShareSpread'>, random: Random): () => number {
+  const hog = config.registryHogWeight;
+  const spread = config.registryShareSpread ?? 0;
+  // one request in all the fleet's at once is the hog (at random, so it lands on hosts and runs as it happens)
+  const hogChance = 1 / (config.hosts * REGISTRY_CONCURRENCY);
+  return () => (hog !== undefined && random() < hogChance ? hog : 1 + spread * (2 * random() - 1));
 }
 
 /** How long the bytes queued on a flow take at its current rate (a new flow: a share of the uplink). */
