@@ -132,3 +132,23 @@ test('bittorrent-protocol and our wire speak to each other: handshakes, bitfield
     bt?.destroy();
   }
 });
+
+test('a peer whose handshake lacks the extension-protocol bit is closed at once, not after the ready timeout', async () => {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.write(Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), Buffer.alloc(8), infoHash, randomBytes(20)])));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const peer = new Peer(socket, true, '127.0.0.1');
+  socket.once('connect', () =>
+    peer.attach({ infoHash, ourId: randomBytes(20), listenPort: 7000, pieceCount: 2, pieceLength, ourBits: () => new Bitfield(2), readBlock: () => Promise.reject(new Error('no')) }),
+  );
+  try {
+    const why = await within(3000, 'the close', new Promise<string>((resolve) => peer.once('close', resolve)));
+    assert.equal(why, 'peer lacks the extension protocol');
+  } finally {
+    peer.close('done');
+    server.close();
+  }
+});
