@@ -9,6 +9,7 @@ import { Bitfield } from '../store/bitfield.ts';
 import type { PartialBlob } from '../store/partial.ts';
 import { pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
 import type { Peer, PeerContext } from './peer.ts';
+import { givePieceBuffer } from './piece-buffers.ts';
 import {
   anyLapsed,
   CLAIM_MS,
@@ -422,6 +423,7 @@ export class BlobSwarm {
           await this.save(d, bytes, start);
         } finally {
           this.writing.delete(piece);
+          givePieceBuffer(bytes);
         }
         this.usedPeers.add(peer.key);
         d.progress.bytes(end - start, 'peer');
