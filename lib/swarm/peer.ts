@@ -510,6 +510,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.closed) return Promise.reject(new Error('peer closed'));
     if (this.asking.has(piece)) return Promise.reject(new Error('piece already requested from this peer'));
     const count = Math.ceil(length / BLOCK_SIZE);
+    if (count === 0) return Promise.resolve(Buffer.alloc(0)); // (the one piece of an empty blob: nothing to ask)
     return new Promise((resolve, reject) => {
       const ask: PieceAsk = { piece, buf: takePieceBuffer(length), got: new Uint8Array(count), missing: count, sentAt: Date.now(), resolve, reject };
       if (this.asking.size === 0) this.lastBlockAt = ask.sentAt;
