@@ -9,6 +9,7 @@ import { Bitfield } from '../store/bitfield.ts';
 import type { PartialBlob } from '../store/partial.ts';
 import { pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
 import type { Peer, PeerContext } from './peer.ts';
+import { givePieceBuffer } from './piece-buffers.ts';
 import {
   anyLapsed,
   CLAIM_MS,
@@ -417,7 +418,7 @@ export class BlobSwarm {
     // The piece's blocks are written together once all are here: one write per piece instead of one per 16 KiB
     // block (measured: the per-block writes were the largest cost of a peer transfer).
     peer.requestPiece(piece, end - start).then(
-      async (blocks) => {
+      async (bytes) => {
         d.lastByteAt = Date.now();
         // Another peer was faster (endgame): its copy is here or being written; one copy per piece reaches the disk.
         if (this.have.get(piece) || this.writing.has(piece)) return;
@@ -425,9 +426,10 @@ export class BlobSwarm {
         const st = this.state.get(peer);
         this.sources.set(piece, { host: peer.host, vouched: !!st && (st.verifiedHolder || st.firstHand.has(piece)) });
         try {
-          await this.save(d, blocks, start);
+          await this.save(d, bytes, start);
         } finally {
           this.writing.delete(piece);
+          givePieceBuffer(bytes);
         }
         this.usedPeers.add(peer.key);
         d.progress.bytes(end - start, 'peer');

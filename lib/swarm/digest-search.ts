@@ -132,8 +132,7 @@ export class DigestSearch {
     const body = Buffer.alloc(size);
     const pieces = Array.from({ length: layout.count }, (_, piece) => ({ piece, ...pieceRange(layout, piece) }));
     await mapLimit(pieces, PIECES_IN_FLIGHT, async ({ piece, start, end }) => {
-      let at = start;
-      for (const block of await peer.requestPiece(piece, end - start)) at += block.copy(body, at);
+      (await peer.requestPiece(piece, end - start)).copy(body, start);
     });
     return body;
   }

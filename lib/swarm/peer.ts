@@ -5,16 +5,17 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import bencode from 'bencode';
-import { throttle, type RateLimit } from '../rate-limit.ts';
+import { paceReads, type RateLimit } from '../rate-limit.ts';
 import { Bitfield } from '../store/bitfield.ts';
 import { BLOCK_SIZE } from '../store/pieces.ts';
-import { BoundedWire } from './bounded-wire.ts';
+import { takePieceBuffer } from './piece-buffers.ts';
+import type { ReusedReads } from './reused-reads.ts';
+import { Wire, type WireHandler } from './wire.ts';
 import { decodeBencode } from './safe-bencode.ts';
 import { dialableFromNetwork } from './candidates.ts';
 import { checkProof, isOurNonce, issueNonce, NONCE_BYTES, proof, type Role, type Transcript } from './swarm-key.ts';
 import { processUploads, type UploadBudget } from './upload-budget.ts';
 
-const EXT = 'swarmpull';
 /** addresses read from one peer-exchange message: as many as a swarm may have peers (MAX_PEERS_PER_BLOB) */
 const MAX_PEX_PER_MESSAGE = 32;
 /** requests a peer may have outstanding with us; more is abuse */
@@ -47,6 +48,8 @@ const REQUEST_TIMEOUT_MS = 8_000;
 const REQUEST_DEADLINE_MS = 30_000;
 /** no message, not even a keep-alive (sent every 55 s), for this long: the peer is gone (a half-open connection) */
 const IDLE_TIMEOUT_MS = 150_000;
+/** we send a keep-alive after this long without sending anything (BEP 3 peers drop a connection silent for 2 min) */
+const KEEP_ALIVE_MS = 55_000;
 /** how often the deadlines above are checked */
 const WATCHDOG_MS = 1_000;
 
@@ -110,7 +113,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   delivered = 0;
   /** closed for breaking a bound or the protocol (stalled, flooded, spoke garbage), not for leaving */
   faulty = false;
-  private readonly wire: BoundedWire;
+  /** the peer speaks BEP 6 (it rejects what it will not answer) */
+  private peerFast = false;
+  private readonly wire: Wire;
   private readonly nonce = issueNonce();
   private ctx: PeerContext | null = null;
   private peerNonce: Buffer | null = null;
@@ -124,18 +129,28 @@ export class Peer extends EventEmitter<PeerEvents> {
   private closed = false;
   private readonly readyTimer: NodeJS.Timeout;
   private readonly watchdog: NodeJS.Timeout;
-  /** rejections of our requests still outstanding, with when each was sent: settled on close, whatever the wire does */
-  private readonly pending = new Map<(err: Error) => void, number>();
+  /** our requests outstanding, a piece each, in the order sent */
+  private readonly asking = new Map<number, PieceAsk>();
+  /** the piece whose block is arriving (given as a block target) */
+  private receiving: PieceAsk | null = null;
+  /** when a block last arrived, or requests began to wait for one */
+  private lastBlockAt = 0;
+  /** the peer's requests not answered yet */
+  private readonly asked = new Set<Asked>();
   /** the peer's requests waiting for their disk read, in the order they came */
   private toRead: Asked[] = [];
+  /** the peer chokes us / is interested in us (BitTorrent's state) */
+  private peerChoking = true;
+  private peerInterested = false;
+  private handshakeCallback: ((infoHash: string, peerId: string) => void) | null = null;
   private readsScheduled = false;
   /** read buffers our answers hold (see Held), and their bytes together */
   private readonly held = new Set<Held>();
   private heldBytes = 0;
   /** disk reads under way */
   private reading = 0;
-  /** answers handed to the wire that the socket has not taken, each with the buffer it holds */
-  private readonly unsent = new Map<Uint8Array, Held>();
+  /** answers written to the socket that it has not taken yet */
+  private unsent = 0;
   /** when the socket last took an answer, or answers began to wait for it */
   private lastTakenAt = 0;
   private readonly wakeReads = () => this.scheduleReads();
@@ -145,42 +160,66 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   /** `host`: the address dialled, for an outgoing socket (its remoteAddress is unset until it connects) */
   /** `download`: the process's limit on bytes read from peers and the registry (--max-download-rate) */
-  constructor(socket: Socket, outgoing: boolean, host?: string, download?: RateLimit) {
+  /** `reads`: the socket reads into a buffer of ours (a socket we dialled with its onread) */
+  constructor(socket: Socket, outgoing: boolean, host?: string, download?: RateLimit, reads?: ReusedReads) {
     super();
     this.socket = socket;
     this.outgoing = outgoing;
     this.host = host ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.bits = new Bitfield(0);
-    this.wire = new BoundedWire(outgoing ? 'tcpOutgoing' : 'tcpIncoming');
+    this.wire = new Wire(socket, this.wireHandler());
     socket.setNoDelay(true);
-    if (download) {
-      // Reading pauses while the limit holds bytes back; TCP then slows the peer down.
-      const slowed = throttle(download);
-      socket.once('close', () => slowed.destroy());
-      socket.pipe(slowed).pipe(this.wire);
-    } else socket.pipe(this.wire);
-    this.sendQueued();
-    this.wire.extendedMapping[1] = EXT;
-    this.wire.setTimeout(REQUEST_TIMEOUT_MS, true);
-    this.wire.setKeepAlive(true);
+    // Reading pauses while the limit holds bytes back; TCP then slows the peer down.
+    const pace = download ? paceReads(socket, download) : null;
+    const read = (chunk: Buffer) => {
+      pace?.(chunk.length);
+      this.wire.push(chunk);
+    };
+    if (reads) reads.deliver = read;
+    else socket.on('data', read);
     this.readyTimer = setTimeout(() => this.fault('not ready in time'), READY_TIMEOUT_MS);
     this.readyTimer.unref();
     this.watchdog = setInterval(() => this.checkDeadlines(), WATCHDOG_MS);
     this.watchdog.unref();
-    const onEnd = (why: string) => () => this.close(why);
     socket.on('error', (e) => this.close(`socket: ${e.message}`));
-    socket.on('close', onEnd('socket closed'));
-    this.wire.on('error', (e: Error) => this.fault(`protocol: ${e.message}`));
-    this.wire.on('close', () => (this.wire.refusal ? this.fault(`protocol: ${this.wire.refusal}`) : this.close('wire closed')));
-    this.wire.on('extended', (ext, payload) => this.onExtended(ext, payload));
-    this.wire.on('bitfield', (bits) => this.onBitfield(bits));
-    this.wire.on('have-all', () => this.onHaveAll());
-    this.wire.on('have', (i) => this.onHave(i));
-    this.wire.on('choke', () => this.ready && this.emit('choke'));
-    this.wire.on('unchoke', () => this.ready && this.emit('unchoke'));
-    this.wire.on('request', (i, offset, length, respond) => this.onRequest(i, offset, length, respond));
-    this.wire.on('cancel', (i, offset, length) => (this.toRead = this.toRead.filter((r) => r.piece !== i || r.offset !== offset || r.length !== length)));
-    this.wire.on('timeout', () => this.fault('a request timed out'));
+    socket.on('close', () => this.close('socket closed'));
+  }
+
+  /** What the peer's messages do; the wire calls these as it parses them. */
+  private wireHandler(): WireHandler {
+    return {
+      handshake: (infoHash, peerId, peer) => {
+        this.id = peerId.toString('hex');
+        if (!peer.extended) return this.close('peer lacks the extension protocol');
+        this.peerFast = peer.fast;
+        this.handshakeCallback?.(infoHash.toString('hex'), this.id);
+      },
+      extendedHandshake: (h) => this.ctx && this.onExtHandshake(h, this.ctx),
+      extended: (payload) => this.onExtended(payload),
+      choke: () => {
+        this.peerChoking = true;
+        // Without the fast extension a choke drops our requests (with it, the peer rejects each one).
+        if (!this.peerFast) for (const ask of [...this.asking.values()]) this.failAsk(ask, new Error('peer is choking'));
+        if (this.ready) this.emit('choke');
+      },
+      unchoke: () => {
+        this.peerChoking = false;
+        if (this.ready) this.emit('unchoke');
+      },
+      interested: (interested) => (this.peerInterested = interested),
+      have: (i) => this.onHave(i),
+      bitfield: (bits) => this.onBitfield(new Bitfield(bits.length * 8, bits)),
+      haveAll: () => this.onHaveAll(),
+      request: (piece, offset, length) => this.onRequest(piece, offset, length),
+      cancel: (piece, offset, length) => this.onCancel(piece, offset, length),
+      reject: (piece, offset) => {
+        const ask = this.asking.get(piece);
+        if (ask && offset % BLOCK_SIZE === 0 && ask.got[offset / BLOCK_SIZE] === 0) this.failAsk(ask, new Error('request was rejected'));
+      },
+      blockTarget: (piece, offset, length) => this.blockTarget(piece, offset, length),
+      block: () => this.blockArrived(),
+      refused: (why) => this.fault(`protocol: ${why}`),
+    };
   }
 
   /** Who the peer is for bans and duplicates: its address and the id it chose (an id alone is the peer's to forge). */
@@ -190,10 +229,7 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   /** The handshake's info hash, for an incoming connection to pick its blob. */
   onHandshake(cb: (infoHash: string, peerId: string) => void): void {
-    this.wire.on('handshake', (infoHash, peerId) => {
-      this.id = peerId;
-      cb(infoHash, peerId);
-    });
+    this.handshakeCallback = cb;
   }
 
   /** Start (outgoing) or answer (incoming) the handshake for a blob. */
@@ -202,15 +238,12 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.bits = new Bitfield(ctx.pieceCount);
     // With a key, nothing about the blob (its size) goes out before the peer's proof checks out: see 'info'.
     const size = ctx.size === undefined || ctx.swarmKey ? {} : { s: ctx.size };
-    this.wire.extendedHandshake = { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0, ...size };
-    this.wire.handshake(ctx.infoHash, ctx.ourId, { fast: true });
+    this.wire.handshake(ctx.infoHash, ctx.ourId, { p: ctx.listenPort, v: 'swarmpull', nonce: this.nonce, key: ctx.swarmKey ? 1 : 0, ...size });
   }
 
-  private onExtended(ext: string | number, payload: Record<string, unknown> | Uint8Array): void {
+  private onExtended(payload: Uint8Array): void {
     const ctx = this.ctx;
     if (!ctx) return;
-    if (ext === 'handshake') return this.onExtHandshake(payload as Record<string, unknown>, ctx);
-    if (ext !== EXT || !(payload instanceof Uint8Array)) return;
     let msg: Record<string, unknown>;
     try {
       msg = decodeBencode(payload) as Record<string, unknown>;
@@ -289,10 +322,12 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     this.ready = true;
     clearTimeout(this.readyTimer);
+    this.socket.cork();
     this.wire.bitfield(ctx.ourBits().buffer);
     // A LAN has no free riders to punish: everyone is unchoked.
     this.wire.unchoke();
     this.wire.interested();
+    this.socket.uncork();
     this.emit('ready');
   }
 
@@ -327,19 +362,37 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.bits.set(piece, false);
   }
 
-  private onRequest(piece: number, offset: number, length: number, respond: (err: Error | null, block?: Uint8Array) => void): void {
+  private onRequest(piece: number, offset: number, length: number): void {
     const ctx = this.ctx;
-    if (!ctx || !this.ready) return respond(new Error('not ready'));
-    if (this.wire.peerRequests.length > MAX_PEER_REQUESTS) {
+    if (!ctx || !this.ready) return this.refuseRequest(piece, offset, length);
+    if (this.asked.size >= MAX_PEER_REQUESTS) {
       // Its answers waiting on its socket hold its share of memory and its requests wait unread: it does not read.
-      return this.fault(this.unsent.size > 0 ? `asks faster than it reads (${MAX_PEER_REQUESTS} requests waiting)` : 'too many outstanding requests');
+      return this.fault(this.unsent > 0 ? `asks faster than it reads (${MAX_PEER_REQUESTS} requests waiting)` : 'too many outstanding requests');
     }
     const bad =
       piece < 0 || piece >= ctx.pieceCount || length <= 0 || length > BLOCK_SIZE || offset < 0 || offset + length > ctx.pieceLength(piece);
-    if (bad || !ctx.ourBits().get(piece)) return respond(new Error('cannot serve that'));
+    if (bad || !ctx.ourBits().get(piece)) return this.refuseRequest(piece, offset, length);
     // Read at the end of the tick: the other blocks of a piece asked for together (the same socket read) join it.
-    this.toRead.push({ piece, offset, length, respond });
+    const asked: Asked = { piece, offset, length };
+    this.asked.add(asked);
+    this.toRead.push(asked);
     this.scheduleReads();
+  }
+
+  /** A request we will not answer: BEP 6 has us say so (without it, the peer's timeout does). */
+  private refuseRequest(piece: number, offset: number, length: number): void {
+    if (this.peerFast) this.wire.reject(piece, offset, length);
+  }
+
+  /** The peer withdrew a request: the first of its requests for that block goes unanswered. */
+  private onCancel(piece: number, offset: number, length: number): void {
+    for (const r of this.asked) {
+      if (r.piece !== piece || r.offset !== offset || r.length !== length) continue;
+      this.asked.delete(r);
+      const waiting = this.toRead.indexOf(r);
+      if (waiting >= 0) this.toRead.splice(waiting, 1);
+      return;
+    }
   }
 
   private scheduleReads(): void {
@@ -395,30 +448,26 @@ export class Peer extends EventEmitter<PeerEvents> {
       (buf) => {
         this.readDone(held);
         if (this.closed) return this.release(held, held.answers);
+        const taken = () => this.taken(held);
+        // The run's answers leave in one writev.
+        this.socket.cork();
         for (const r of run) {
           // A request the peer cancelled meanwhile gets no answer, and holds nothing.
-          if (!this.wire.peerRequests.some((q) => q.piece === r.piece && q.offset === r.offset && q.length === r.length)) {
+          if (!this.asked.delete(r)) {
             this.release(held, 1);
             continue;
           }
           const block = buf.subarray(r.offset - first, r.offset - first + r.length);
-          if (this.unsent.size === 0) this.lastTakenAt = Date.now();
-          this.unsent.set(block, held);
-          const before = this.wire.uploaded;
-          r.respond(null, block);
-          // The library drops an answer when the peer asked for the same block twice and the answers come in
-          // another order than the requests: then nothing went out, and nothing is held.
-          if (this.wire.uploaded === before) {
-            this.unsent.delete(block);
-            this.release(held, 1);
-            continue;
-          }
+          if (this.unsent === 0) this.lastTakenAt = Date.now();
+          this.unsent++;
+          this.wire.piece(r.piece, r.offset, block, taken);
           this.emit('upload', block.length);
         }
+        this.socket.uncork();
       },
-      (err: Error) => {
+      () => {
         this.readDone(held);
-        for (const r of run) r.respond(err);
+        for (const r of run) if (this.asked.delete(r) && !this.closed) this.refuseRequest(r.piece, r.offset, r.length);
         this.release(held, held.answers);
       },
     );
@@ -443,58 +492,71 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   /** The socket took an answer (or failed to, closing): its buffer may go. */
-  private taken(chunk: Uint8Array): void {
-    const held = this.unsent.get(chunk);
-    if (!held) return;
-    this.unsent.delete(chunk);
+  private taken(held: Held): void {
+    if (this.closed) return;
+    this.unsent--;
     this.lastTakenAt = Date.now();
     this.release(held, 1);
   }
 
   /**
-   * Ask for every block of a piece (`length` bytes); resolves with the blocks in order, or rejects at the first
-   * that fails (timeout, reject, cancel, close). One promise per piece, not per 16 KiB block: a block request can
-   * wait a second behind the pipeline on a busy link, and each object it held lived long enough to reach V8's old
-   * generation (measured, 1 GiB from one peer on loopback: 62 -> 26 MB promoted).
+   * Ask for every block of a piece (`length` bytes); resolves with the piece, its blocks copied into it straight
+   * from the socket's reads, or rejects at the first block that fails (timeout, reject, cancel, close). One promise
+   * and one buffer per piece, not per 16 KiB block: a block request can wait a second behind the pipeline on a busy
+   * link, and each object it held lived long enough to reach V8's old generation (measured, 1 GiB from one peer on
+   * loopback: 62 -> 26 MB promoted). The caller may give the buffer back (givePieceBuffer) once done with it.
    */
-  requestPiece(piece: number, length: number): Promise<Buffer[]> {
+  requestPiece(piece: number, length: number): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('peer closed'));
+    if (this.asking.has(piece)) return Promise.reject(new Error('piece already requested from this peer'));
     const count = Math.ceil(length / BLOCK_SIZE);
-    this.inflight += count;
+    if (count === 0) return Promise.resolve(Buffer.alloc(0)); // (the one piece of an empty blob: nothing to ask)
     return new Promise((resolve, reject) => {
-      const blocks = new Array<Buffer>(count);
-      let outstanding = count;
-      let settled = false;
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        this.pending.delete(fail);
-        this.inflight -= outstanding; // the wire may never call back the rest (a closed peer)
-        reject(err);
-      };
-      this.pending.set(fail, Date.now());
-      for (let k = 0; k < count; k++) {
-        const offset = k * BLOCK_SIZE;
-        const len = Math.min(BLOCK_SIZE, length - offset);
-        this.wire.request(piece, offset, len, (err, block) => {
-          if (settled) return;
-          if (err || !block || block.length !== len) return fail(err ?? new Error('bad block'));
-          this.delivered++;
-          this.inflight--;
-          blocks[k] = Buffer.from(block.buffer, block.byteOffset, block.byteLength);
-          if (--outstanding > 0) return;
-          settled = true;
-          this.pending.delete(fail);
-          resolve(blocks);
-        });
-      }
+      const ask: PieceAsk = { piece, buf: takePieceBuffer(length), got: new Uint8Array(count), missing: count, sentAt: Date.now(), resolve, reject };
+      if (this.asking.size === 0) this.lastBlockAt = ask.sentAt;
+      this.asking.set(piece, ask);
+      this.inflight += count;
+      this.wire.request(piece, blocksOf(ask, () => true));
     });
+  }
+
+  /** Where a block the peer sends goes: into the piece we asked for, once per block, or nowhere. */
+  private blockTarget(piece: number, offset: number, length: number): Buffer | null {
+    const ask = this.asking.get(piece);
+    if (!ask || offset % BLOCK_SIZE !== 0 || offset >= ask.buf.length) return null;
+    const k = offset / BLOCK_SIZE;
+    if (ask.got[k] !== 0 || length !== Math.min(BLOCK_SIZE, ask.buf.length - offset)) return null;
+    ask.got[k] = 1;
+    this.receiving = ask;
+    return ask.buf.subarray(offset, offset + length);
+  }
+
+  private blockArrived(): void {
+    const ask = this.receiving;
+    this.receiving = null;
+    // (the piece may have been given up, cancelled or failed, while its block arrived)
+    if (!ask || this.asking.get(ask.piece) !== ask) return;
+    this.lastBlockAt = Date.now();
+    this.delivered++;
+    this.inflight--;
+    if (--ask.missing > 0) return;
+    this.asking.delete(ask.piece);
+    ask.resolve(ask.buf);
+  }
+
+  private failAsk(ask: PieceAsk, err: Error): void {
+    if (this.asking.get(ask.piece) !== ask) return;
+    this.asking.delete(ask.piece);
+    this.inflight -= ask.missing;
+    ask.reject(err);
   }
 
   /** Withdraw our requests for a piece (it arrived from elsewhere); they fail with 'request was cancelled'. */
   cancelPiece(piece: number): void {
-    if (!this.ready) return;
-    for (const r of this.wire.requests.filter((r) => r.piece === piece)) this.wire.cancel(r.piece, r.offset, r.length);
+    const ask = this.asking.get(piece);
+    if (!this.ready || !ask) return;
+    this.wire.cancel(piece, blocksOf(ask, (k) => ask.got[k] === 0));
+    this.failAsk(ask, new Error('request was cancelled'));
   }
 
   have(piece: number): void {
@@ -520,22 +582,24 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   get choking(): boolean {
-    return this.wire.peerChoking;
+    return this.peerChoking;
   }
 
   /** The peer is interested in us and still misses pieces: it may want more from us. */
   get wantsFromUs(): boolean {
-    return this.wire.peerInterested && this.wire.peerRequests.length > 0;
+    return this.peerInterested && this.asked.size > 0;
   }
 
   /** A request unanswered past its deadline, or a silent connection, closes the peer (its pieces go elsewhere). */
   private checkDeadlines(): void {
     const now = Date.now();
     // Requests are settled in any order but sent in order: the first entry is the oldest outstanding.
-    const oldest = this.pending.values().next().value;
-    if (oldest !== undefined && now - oldest > REQUEST_DEADLINE_MS) return this.fault(`a request took over ${REQUEST_DEADLINE_MS / 1000} s`);
+    const oldest = this.asking.values().next().value;
+    if (oldest && now - oldest.sentAt > REQUEST_DEADLINE_MS) return this.fault(`a request took over ${REQUEST_DEADLINE_MS / 1000} s`);
+    if (oldest && now - this.lastBlockAt > REQUEST_TIMEOUT_MS) return this.fault('a request timed out');
     if (now - this.wire.lastMessageAt > IDLE_TIMEOUT_MS) return this.close(`silent for ${IDLE_TIMEOUT_MS / 1000} s`);
-    if (this.unsent.size > 0 && now - this.lastTakenAt > UPLOAD_STALL_MS) this.fault(`took none of our answers for ${UPLOAD_STALL_MS / 1000} s`);
+    if (this.unsent > 0 && now - this.lastTakenAt > UPLOAD_STALL_MS) return this.fault(`took none of our answers for ${UPLOAD_STALL_MS / 1000} s`);
+    if (this.ctx && now - this.wire.lastSentAt >= KEEP_ALIVE_MS) this.wire.keepAlive();
   }
 
   /** Close for breaking a bound or the protocol: the swarm then leaves this peer alone for a while. */
@@ -550,14 +614,13 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.ready = false;
     clearTimeout(this.readyTimer);
     clearInterval(this.watchdog);
-    this.wire.destroy();
+    this.wire.stop();
     this.socket.destroy();
-    // The wire fails its outstanding requests only once its stream finishes, which a destroyed socket may
-    // never let happen: fail them here, or their pieces would stay "being fetched" for good.
-    for (const fail of [...this.pending.keys()]) fail(new Error(`peer closed: ${reason}`));
+    for (const ask of [...this.asking.values()]) this.failAsk(ask, new Error(`peer closed: ${reason}`));
     // What our answers held goes back now; a read still under way gives its bytes back when it ends.
     this.toRead = [];
-    this.unsent.clear();
+    this.asked.clear();
+    this.unsent = 0;
     this.uploads.forget(this.wakeReads);
     for (const held of [...this.held]) if (!held.reading) this.release(held, held.answers);
     this.emit('close', reason);
@@ -568,40 +631,38 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   private send(msg: Record<string, unknown>): void {
-    // The wire throws for an extension the peer did not map in its handshake.
-    if (!this.wire.peerExtendedMapping[EXT]) return this.close('peer lacks the swarmpull extension');
-    this.wire.extended(EXT, bencode.encode(msg));
-  }
-
-  /**
-   * Wire to socket: whatever messages the wire has ready go out in one write. (A pipe wrote each message on its own
-   * once the socket pushed back, header and block apart: 125,000 write calls for 1 GiB sent, measured.)
-   */
-  private sendQueued(): void {
-    const { socket, wire } = this;
-    const send = () => {
-      socket.cork();
-      let chunk: Uint8Array | null;
-      while (!socket.writableNeedDrain && (chunk = wire.read() as Uint8Array | null) !== null) {
-        if (this.unsent.has(chunk)) {
-          const answer = chunk;
-          socket.write(answer, () => this.taken(answer));
-        } else socket.write(chunk);
-      }
-      socket.uncork();
-    };
-    wire.on('readable', send);
-    socket.on('drain', send);
-    wire.once('end', () => socket.end());
+    if (!this.wire.extended(bencode.encode(msg))) this.close('peer lacks the swarmpull extension');
   }
 }
 
-/** A block request of the peer's waiting for its read. */
+/** A block request of the peer's, not answered yet. */
 interface Asked {
   piece: number;
   offset: number;
   length: number;
-  respond: (err: Error | null, block?: Uint8Array) => void;
+}
+
+/** A piece we asked the peer for: the buffer its blocks arrive in, and which have. */
+interface PieceAsk {
+  piece: number;
+  buf: Buffer;
+  /** 1 for each block here (or arriving) */
+  got: Uint8Array;
+  /** blocks not here yet */
+  missing: number;
+  sentAt: number;
+  resolve: (piece: Buffer) => void;
+  reject: (err: Error) => void;
+}
+
+/** [offset, length] of the blocks of a piece asked for that `pick` (by block number) selects */
+function blocksOf(ask: PieceAsk, pick: (k: number) => boolean): [number, number][] {
+  const blocks: [number, number][] = [];
+  for (let k = 0; k < ask.got.length; k++) {
+    const offset = k * BLOCK_SIZE;
+    if (pick(k)) blocks.push([offset, Math.min(BLOCK_SIZE, ask.buf.length - offset)]);
+  }
+  return blocks;
 }
 
 /** A buffer read for the peer: the answers cut from it that the socket has not taken yet. */

@@ -13,6 +13,7 @@ import { DigestSearch } from './digest-search.ts';
 import { swarmId } from './ids.ts';
 import { MdnsDiscovery } from './mdns.ts';
 import { Peer } from './peer.ts';
+import { reusedReads } from './reused-reads.ts';
 import { Slots } from './semaphore.ts';
 import type { StaticPeer } from './static-peers.ts';
 
@@ -268,14 +269,15 @@ export class Swarm {
       connecting = false;
       this.connecting.set(key, this.connecting.get(key)! - 1);
     };
-    const socket = connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
+    const reads = reusedReads();
+    const socket = connect({ host, port, timeout: CONNECT_TIMEOUT_MS, onread: reads.onread });
     this.track(socket);
     socket.once('timeout', () => socket.destroy());
     socket.once('close', () => {
       dialed.delete(addr);
       doneConnecting();
     });
-    const peer = new Peer(socket, true, host, this.opts.downloadLimit);
+    const peer = new Peer(socket, true, host, this.opts.downloadLimit, reads);
     peer.once('ready', doneConnecting);
     peer.on('close', () => this.penalizeIfFaulty(peer));
     socket.once('connect', () => {

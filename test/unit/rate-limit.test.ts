@@ -21,3 +21,16 @@ test('the bucket holds a rate over time', async () => {
   const ms = Date.now() - start;
   assert.ok(ms >= 400 && ms < 1500, `took ${ms} ms`);
 });
+
+test('bytes already read are charged: within the burst no wait, past it a wait until the bucket refills to the resume mark', () => {
+  const limit = new RateLimit(1024 * 1024); // 1 MiB/s, 256 KiB burst
+  assert.equal(limit.charge(256 * 1024), 0);
+  // 64 KiB over: the reader pauses until 256 KiB are back (320 KiB at 1 MiB/s: ~312 ms), so its next reads are full
+  const wait = limit.charge(64 * 1024, 256 * 1024);
+  assert.ok(wait >= 300 && wait <= 320, `wait ${wait} ms`);
+  // a resume mark above the burst is held to the burst
+  const limit2 = new RateLimit(1024 * 1024);
+  limit2.charge(256 * 1024);
+  const wait2 = limit2.charge(64 * 1024, 10 * 1024 * 1024);
+  assert.ok(wait2 >= 300 && wait2 <= 320, `wait ${wait2} ms`);
+});

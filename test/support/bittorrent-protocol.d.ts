@@ -1,4 +1,4 @@
-// The parts of bittorrent-protocol 5 (webtorrent) that swarmpull uses; the package ships no types.
+// The parts of bittorrent-protocol 5 (webtorrent) that the wire interop test uses; the package ships no types.
 declare module 'bittorrent-protocol' {
   import { Duplex } from 'node:stream';
 
