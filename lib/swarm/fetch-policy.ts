@@ -20,6 +20,17 @@ export const MAX_WAIT_FOR_PEERS_MS = 2_000;
 export const OWNER_IDLE_MS = 1000;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
 export const CLAIM_MS = 15_000;
+/** a running registry run claims its missing pieces again this often while its bytes arrive: a run may outlast
+ *  CLAIM_MS on a shared registry (measured: 16 hosts x 4 requests on a 20 Mbit/s registry, a 1 MiB run ~27 s), and a
+ *  claim that lapsed made its honest claimer's claims count no more (the namespace bench at 16 hosts sent 2.05x the
+ *  image). A third of CLAIM_MS: a refresh may come a watchdog tick (1 s) late and queue behind piece data. */
+export const CLAIM_REFRESH_MS = CLAIM_MS / 3;
+/** the longest a peer's claim on one piece holds, renewed or not: three times the longest registry run measured
+ *  (~27 s above) would be 81 s, past STALL_MS (60 s, a pull with no byte that long fails); 45 s still lets a run
+ *  1.7 times the slowest measured keep its claims */
+export const MAX_CLAIM_HOLD_MS = 3 * CLAIM_MS;
+/** pieces per claim message: peer.ts keeps the first 64 of a claim it receives */
+export const CLAIM_MESSAGE_PIECES = 64;
 
 /**
  * Ask a peer for pieces while its pipeline has room: rarest first; in the endgame a piece is asked of a second source
@@ -112,4 +123,41 @@ function firstMissingIdle(picker: PiecePicker, now: number): number | null {
 export function anyLapsed(claims: ReadonlyMap<number, number>, now: number): boolean {
   for (const until of claims.values()) if (until < now) return true;
   return false;
+}
+
+/** What the sender knows of one of its running registry runs, for refreshing its claims. */
+export interface RunClaims {
+  /** when its pieces were last claimed to the peers */
+  claimedAt: number;
+  /** when its last byte arrived (or the run started) */
+  progressedAt: number;
+  /** its pieces still missing */
+  missing: readonly number[];
+}
+
+/**
+ * The claim messages to send again for a running registry run, or null: its missing pieces, in messages of at most
+ * CLAIM_MESSAGE_PIECES, once CLAIM_REFRESH_MS passed since its last claim and bytes arrived since. A run whose bytes
+ * stopped claims nothing more, so that its claims lapse at the peers (which then fetch its pieces themselves).
+ */
+export function claimsToRefresh(run: RunClaims, now: number): number[][] | null {
+  if (run.missing.length === 0 || now - run.claimedAt < CLAIM_REFRESH_MS || run.progressedAt <= run.claimedAt) return null;
+  return claimMessages(run.missing);
+}
+
+/** Pieces to claim, cut into messages a peer reads whole (CLAIM_MESSAGE_PIECES each). */
+export function claimMessages(pieces: readonly number[]): number[][] {
+  const out: number[][] = [];
+  for (let k = 0; k < pieces.length; k += CLAIM_MESSAGE_PIECES) out.push(pieces.slice(k, k + CLAIM_MESSAGE_PIECES));
+  return out;
+}
+
+/**
+ * Until when a peer's claim on a piece holds, on a claim message naming it: CLAIM_MS from now, and at most
+ * MAX_CLAIM_HOLD_MS after the peer first claimed the piece (`since`). Honest claimers renew their claims while their
+ * runs deliver (claimsToRefresh); the bound keeps a peer that claims pieces and never fetches them, renewing its
+ * claims all the while, from holding them back from the registry for longer than that, once.
+ */
+export function claimUntil(now: number, since: number): number {
+  return Math.min(now + CLAIM_MS, since + MAX_CLAIM_HOLD_MS);
 }
