@@ -11,6 +11,7 @@ import { pieceLayout, pieceRange, type PieceLayout } from '../store/pieces.ts';
 import type { Peer, PeerContext } from './peer.ts';
 import {
   anyLapsed,
+  claimCounts,
   claimMessages,
   claimsToRefresh,
   claimUntil,
@@ -134,7 +135,7 @@ export class BlobSwarm {
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
   /** our registry runs under way, for renewing their claims (see refreshClaims) */
-  private readonly runs = new Set<Omit<RunClaims, 'missing'> & { pieces: readonly number[] }>();
+  private readonly runs = new Set<Omit<RunClaims, 'done'>>();
   /** Who wrote each piece in this run, for the trust check (a piece comes whole from one source). */
   private readonly sources = new Map<number, Source>();
   /** we hold the blob, verified: we vouch for every piece */
@@ -271,6 +272,7 @@ export class BlobSwarm {
       if (!st.claimsIgnored) {
         const now = Date.now();
         for (const p of pieces) {
+          if (!claimCounts((i) => peer.bits.get(i), p)) continue;
           const since = st.claimedSince.get(p) ?? now;
           const until = claimUntil(now, since);
           st.claimedSince.set(p, since);
@@ -334,7 +336,7 @@ export class BlobSwarm {
   private refreshClaims(): void {
     const now = Date.now();
     for (const run of this.runs) {
-      const messages = claimsToRefresh({ ...run, missing: run.pieces.filter((p) => !this.have.get(p)) }, now);
+      const messages = claimsToRefresh({ ...run, done: run.pieces.every((p) => this.have.get(p)) }, now);
       if (!messages) continue;
       run.claimedAt = now;
       for (const peer of this.peers.values()) for (const pieces of messages) peer.claim(pieces);

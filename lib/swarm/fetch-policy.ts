@@ -131,18 +131,30 @@ export interface RunClaims {
   claimedAt: number;
   /** when its last byte arrived (or the run started) */
   progressedAt: number;
-  /** its pieces still missing */
-  missing: readonly number[];
+  /** its pieces, those already here too: their announcements may still be on their way to the peers, queued behind
+   *  piece data, and a claim must not lapse before its piece's announcement arrives (peers ignore a claim on a piece
+   *  they know we have, see claimCounts) */
+  pieces: readonly number[];
+  /** whether every piece of it is here */
+  done: boolean;
 }
 
 /**
- * The claim messages to send again for a running registry run, or null: its missing pieces, in messages of at most
+ * The claim messages to send again for a running registry run, or null: its pieces, in messages of at most
  * CLAIM_MESSAGE_PIECES, once CLAIM_REFRESH_MS passed since its last claim and bytes arrived since. A run whose bytes
  * stopped claims nothing more, so that its claims lapse at the peers (which then fetch its pieces themselves).
  */
-export function claimsToRefresh(run: RunClaims, now: number): number[][] | null {
-  if (run.missing.length === 0 || now - run.claimedAt < CLAIM_REFRESH_MS || run.progressedAt <= run.claimedAt) return null;
-  return claimMessages(run.missing);
+export function claimsToRefresh(run: RunClaims, now: number, refreshMs = CLAIM_REFRESH_MS): number[][] | null {
+  if (run.done || now - run.claimedAt < refreshMs || run.progressedAt <= run.claimedAt) return null;
+  return claimMessages(run.pieces);
+}
+
+/**
+ * Whether a peer's claim on piece i counts: not when the peer already announced the piece (a renewed claim may name
+ * pieces whose announcements went out before it; TCP keeps the order, so such a claim would never be ended by one).
+ */
+export function claimCounts(peerHas: (i: number) => boolean, i: number): boolean {
+  return !peerHas(i);
 }
 
 /** Pieces to claim, cut into messages a peer reads whole (CLAIM_MESSAGE_PIECES each). */
@@ -156,8 +168,9 @@ export function claimMessages(pieces: readonly number[]): number[][] {
  * Until when a peer's claim on a piece holds, on a claim message naming it: CLAIM_MS from now, and at most
  * MAX_CLAIM_HOLD_MS after the peer first claimed the piece (`since`). Honest claimers renew their claims while their
  * runs deliver (claimsToRefresh); the bound keeps a peer that claims pieces and never fetches them, renewing its
- * claims all the while, from holding them back from the registry for longer than that, once.
+ * claims all the while, from holding them back from the registry for longer than that, once. (`claimMs`: the
+ * simulator's what-if; the bound scales with it.)
  */
-export function claimUntil(now: number, since: number): number {
-  return Math.min(now + CLAIM_MS, since + MAX_CLAIM_HOLD_MS);
+export function claimUntil(now: number, since: number, claimMs = CLAIM_MS): number {
+  return Math.min(now + claimMs, since + (MAX_CLAIM_HOLD_MS / CLAIM_MS) * claimMs);
 }
