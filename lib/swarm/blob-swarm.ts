@@ -25,6 +25,7 @@ import {
   REGISTRY_RUN_ALONE_MAX_BYTES,
   registryWaits,
   runLimitPieces,
+  starvedOfPeers,
   type RunClaims,
 } from './fetch-policy.ts';
 import { blobSalt, hostKey, unitPieces } from './owner.ts';
@@ -492,6 +493,7 @@ export class BlobSwarm {
     // With nobody to share with, one run at a time from the first missing piece: the bytes then arrive in order and
     // the running hash sees each once (pieces out of order would be read back from disk to verify the blob).
     if (alone && this.opts.usePeers && this.registryActive.size > 0) return;
+    if (!alone && this.opts.usePeers && !starvedOfPeers(this.blocksAskedOfPeers())) return;
     // (A slot is taken only for a run: taking one and giving it back would wake every blob, which would do the
     // same, a loop that kept fan-out hosts busy while they waited for peers.)
     while (d.registry.usable?.() !== false && this.opts.registrySlots.available) {
@@ -504,6 +506,12 @@ export class BlobSwarm {
         return;
       }
     }
+  }
+
+  private blocksAskedOfPeers(): number {
+    let n = 0;
+    for (const peer of this.peers.values()) n += peer.inflight;
+    return n;
   }
 
   /**

@@ -18,6 +18,10 @@ export const REGISTRY_RUN_ALONE_MAX_BYTES = 64 << 20;
 export const MAX_WAIT_FOR_PEERS_MS = 2_000;
 /** a peer that claimed nothing from the registry for this long leaves its pieces to others */
 export const OWNER_IDLE_MS = 1000;
+/** with peers, a registry run starts only while fewer blocks than this are asked of the blob's peers: a host busy
+ *  with peers leaves the registry to hosts that run short (STARVED_BELOW_BLOCKS = Infinity: the registry whenever a
+ *  slot is free) */
+export const STARVED_BELOW_BLOCKS = Infinity;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
 export const CLAIM_MS = 15_000;
 /** a running registry run claims its missing pieces again this often while its bytes arrive: a run may outlast
@@ -91,6 +95,11 @@ export function ownerTest(o: { ourKey: number; peerKeys: readonly number[]; peer
     const owner = unitOwner(Math.floor(i / o.unit), o.salt, hosts);
     return owner === 0 || o.peerIdle[owner - 1]!;
   };
+}
+
+/** Whether a host that shares the blob with peers may start a registry run: its peers leave it short of work. */
+export function starvedOfPeers(blocksAskedOfPeers: number, belowBlocks = STARVED_BELOW_BLOCKS): boolean {
+  return blocksAskedOfPeers < belowBlocks;
 }
 
 /** The longest a next registry run may be, in pieces: a unit with peers, growing runs alone, the blob without peers. */

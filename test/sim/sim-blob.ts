@@ -21,6 +21,8 @@ import {
   REGISTRY_RUN_ALONE_MAX_BYTES,
   registryWaits,
   runLimitPieces,
+  STARVED_BELOW_BLOCKS,
+  starvedOfPeers,
 } from '../../lib/swarm/fetch-policy.ts';
 import { blobSalt, unitPieces, unitScore } from '../../lib/swarm/owner.ts';
 import { PiecePicker } from '../../lib/swarm/picker.ts';
@@ -92,7 +94,7 @@ export class SimBlob {
   /** a what-if: how long a peer without claims must be quiet to look idle at the registry (OWNER_IDLE_MS) */
   ownerIdleMs = OWNER_IDLE_MS;
   /** a what-if: with peers, start a registry run only while fewer than this many blocks are asked of peers */
-  starvedBelowBlocks = Infinity;
+  starvedBelowBlocks = STARVED_BELOW_BLOCKS;
   /** a what-if: how long a claim holds (CLAIM_MS in the code) */
   claimMs = CLAIM_MS;
   /** a what-if: false for the code before registry runs renewed their claims */
@@ -344,10 +346,10 @@ export class SimBlob {
     const maxPieces = runLimitPieces({ usePeers: true, alone, unit: this.unit, aloneRunBytes: this.aloneRunBytes, pieceLength: this.layout.pieceLength });
     const mine = alone ? undefined : this.ownerTest(now);
     if (alone && this.registryActive.size > 0) return;
-    if (!alone && this.starvedBelowBlocks < Infinity) {
+    if (!alone) {
       let asked = 0;
       for (const l of this.peers.values()) asked += l.inflight;
-      if (asked >= this.starvedBelowBlocks) return;
+      if (!starvedOfPeers(asked, this.starvedBelowBlocks)) return;
     }
     while (this.slots.available) {
       const run = nextRegistryRun(this.picker, { now, usePeers: true, alone, ...(mine ? { mine } : {}), maxPieces });
