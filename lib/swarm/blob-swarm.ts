@@ -330,9 +330,9 @@ export class BlobSwarm {
   }
 
   /**
-   * Claim again the missing pieces of our registry runs whose bytes keep arriving: a run slower than CLAIM_MS would
-   * otherwise see its claims lapse at the peers, which would then count none of our claims for this blob and fetch
-   * our units too. A run that stalls claims nothing more, and its claims lapse as they should.
+   * Claim again the pieces of our registry runs whose bytes keep arriving (see claimsToRefresh): a run slower than
+   * CLAIM_MS would otherwise see its claims lapse at the peers, which would then count none of our claims for this
+   * blob and fetch our units too. A run that stalls claims nothing more, and its claims lapse as they should.
    */
   private refreshClaims(): void {
     const now = Date.now();
