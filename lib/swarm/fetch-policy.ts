@@ -19,8 +19,9 @@ export const MAX_WAIT_FOR_PEERS_MS = 2_000;
 /** a peer that claimed nothing from the registry for this long leaves its pieces to others */
 export const OWNER_IDLE_MS = 1000;
 /** with peers, a registry run starts only while fewer blocks than this (4 MiB) are asked of the blob's peers: a host
- *  busy with peers leaves the registry to hosts that run short. Simulated, 3 GiB to 100 hosts: registry egress 3.23x ->
- *  1.86x the image, p99 1.48x -> 1.25x the floor (docs/performance.md, Fleet scale) */
+ *  busy with peers leaves the registry to hosts that run short. Simulated, 3 GiB: registry egress 3.23x -> 1.86x the
+ *  image at 100 hosts (p99 1.48x -> 1.25x the floor), 10.71x -> 7.60x at 1,000; namespace bench (a), 8 hosts at
+ *  20 Mbit/s: not worse (docs/performance.md, Fleet scale) */
 export const STARVED_BELOW_BLOCKS = 256;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
 export const CLAIM_MS = 15_000;
