@@ -12,7 +12,10 @@ import type { Peer, PeerContext } from './peer.ts';
 import { givePieceBuffer } from './piece-buffers.ts';
 import {
   anyLapsed,
-  CLAIM_MS,
+  claimCounts,
+  claimMessages,
+  claimsToRefresh,
+  claimUntil,
   fillPeerPipeline,
   idleAtRegistry,
   MAX_WAIT_FOR_PEERS_MS,
@@ -23,6 +26,8 @@ import {
   REGISTRY_RUN_ALONE_MAX_BYTES,
   registryWaits,
   runLimitPieces,
+  starvedOfPeers,
+  type RunClaims,
 } from './fetch-policy.ts';
 import { blobSalt, hostKey, unitPieces } from './owner.ts';
 import { PiecePicker } from './picker.ts';
@@ -103,6 +108,8 @@ interface PeerState {
   counted: Bitfield;
   /** pieces it said it fetches from the registry and has not announced yet → when that claim lapses */
   claims: Map<number, number>;
+  /** ... → when it first claimed them (a claim renewed holds at most MAX_CLAIM_HOLD_MS from then) */
+  claimedSince: Map<number, number>;
   /** when its last claim message came */
   claimedAt: number;
   /** one of its claims lapsed without the piece: its claims count no more */
@@ -133,6 +140,8 @@ export class BlobSwarm {
   /** which peers are fetching each piece now */
   private readonly fetching = new Map<number, Set<Peer>>();
   private readonly registryActive = new Set<number>();
+  /** our registry runs under way, for renewing their claims (see refreshClaims) */
+  private readonly runs = new Set<Omit<RunClaims, 'done'>>();
   /** Who wrote each piece in this run, for the trust check (a piece comes whole from one source). */
   private readonly sources = new Map<number, Source>();
   /** we hold the blob, verified: we vouch for every piece */
@@ -218,7 +227,7 @@ export class BlobSwarm {
     const existing = this.peers.get(peer.key);
     if (existing && !existing.isClosed) return false;
     this.peers.set(peer.key, peer);
-    const st: PeerState = { counted: new Bitfield(this.layout.count), claims: new Map(), claimedAt: 0, claimsIgnored: false, firstHand: new Set(), verifiedHolder: false };
+    const st: PeerState = { counted: new Bitfield(this.layout.count), claims: new Map(), claimedSince: new Map(), claimedAt: 0, claimsIgnored: false, firstHand: new Set(), verifiedHolder: false };
     this.state.set(peer, st);
     const { counted, claims } = st;
     const count = () => {
@@ -234,7 +243,9 @@ export class BlobSwarm {
       this.debug(`peer ${peer.host}:${peer.listenPort} ready`);
       // Right after our bitfield: the pieces we are fetching from the registry, even none, so that the peer knows
       // all it needs before it picks pieces for the registry.
-      peer.claim([...this.registryActive], this.verified);
+      const active = claimMessages([...this.registryActive]);
+      if (active.length === 0) peer.claim([], this.verified);
+      for (const pieces of active) peer.claim(pieces, this.verified);
       this.schedule(); // the registry too: it may have waited for this peer
     });
     // A choking peer serves nothing: its pieces count again when it unchokes.
@@ -253,6 +264,7 @@ export class BlobSwarm {
       const until = claims.get(i);
       if (until !== undefined) {
         claims.delete(i);
+        st.claimedSince.delete(i);
         this.picker.dropClaim(i);
         if (until >= Date.now()) st.firstHand.add(i);
       }
@@ -265,8 +277,12 @@ export class BlobSwarm {
     peer.on('claim', (pieces, verified) => {
       if (verified) st.verifiedHolder = true;
       if (!st.claimsIgnored) {
-        const until = Date.now() + CLAIM_MS;
+        const now = Date.now();
         for (const p of pieces) {
+          if (!claimCounts((i) => peer.bits.get(i), p)) continue;
+          const since = st.claimedSince.get(p) ?? now;
+          const until = claimUntil(now, since);
+          st.claimedSince.set(p, since);
           this.picker.claimedByPeer(p, until);
           claims.set(p, until);
         }
@@ -315,6 +331,22 @@ export class BlobSwarm {
       st.claimsIgnored = true;
       for (const p of st.claims.keys()) this.picker.dropClaim(p);
       st.claims.clear();
+      st.claimedSince.clear();
+    }
+  }
+
+  /**
+   * Claim again the pieces of our registry runs whose bytes keep arriving (see claimsToRefresh): a run slower than
+   * CLAIM_MS would otherwise see its claims lapse at the peers, which would then count none of our claims for this
+   * blob and fetch our units too. A run that stalls claims nothing more, and its claims lapse as they should.
+   */
+  private refreshClaims(): void {
+    const now = Date.now();
+    for (const run of this.runs) {
+      const messages = claimsToRefresh({ ...run, done: run.pieces.every((p) => this.have.get(p)) }, now);
+      if (!messages) continue;
+      run.claimedAt = now;
+      for (const peer of this.peers.values()) for (const pieces of messages) peer.claim(pieces);
     }
   }
 
@@ -469,6 +501,7 @@ export class BlobSwarm {
     // With nobody to share with, one run at a time from the first missing piece: the bytes then arrive in order and
     // the running hash sees each once (pieces out of order would be read back from disk to verify the blob).
     if (alone && this.opts.usePeers && this.registryActive.size > 0) return;
+    if (!alone && this.opts.usePeers && !starvedOfPeers(this.blocksAskedOfPeers())) return;
     // (A slot is taken only for a run: taking one and giving it back would wake every blob, which would do the
     // same, a loop that kept fan-out hosts busy while they waited for peers.)
     while (d.registry.usable?.() !== false && this.opts.registrySlots.available) {
@@ -481,6 +514,12 @@ export class BlobSwarm {
         return;
       }
     }
+  }
+
+  private blocksAskedOfPeers(): number {
+    let n = 0;
+    for (const peer of this.peers.values()) n += peer.inflight;
+    return n;
   }
 
   /**
@@ -512,14 +551,16 @@ export class BlobSwarm {
       this.picker.start(p);
       this.registryActive.add(p);
     }
-    for (const peer of this.peers.values()) peer.claim(run);
+    const claims = { pieces: run, claimedAt: Date.now(), progressedAt: Date.now() };
+    this.runs.add(claims);
+    for (const peer of this.peers.values()) for (const pieces of claimMessages(run)) peer.claim(pieces);
     this.debug(`registry: pieces ${formatRanges(run)}`);
     const start = pieceRange(this.layout, run[0]!).start;
     const end = pieceRange(this.layout, run.at(-1)!).end;
     registry
       .readRange(start, end, async (chunk, offset) => {
         await this.save(d, chunk, offset);
-        d.lastByteAt = Date.now();
+        d.lastByteAt = claims.progressedAt = Date.now();
         d.progress.bytes(chunk.length, 'registry');
       }, d.signal)
       .then(
@@ -539,6 +580,7 @@ export class BlobSwarm {
         },
       )
       .finally(() => {
+        this.runs.delete(claims);
         this.opts.registrySlots.give();
         // No peer fetches a piece the registry is fetching: its bytes are the registry's.
         for (const p of run) if (this.have.get(p)) this.sources.set(p, REGISTRY);
@@ -564,6 +606,7 @@ export class BlobSwarm {
     const d = this.downloading;
     if (!d || d.finishing) return;
     this.dropLapsedClaims();
+    this.refreshClaims();
     this.schedule();
     const registryDown = d.registry?.isDown?.() === true;
     const stallMs = registryDown ? STALL_REGISTRY_DOWN_MS : STALL_MS;

@@ -18,8 +18,24 @@ export const REGISTRY_RUN_ALONE_MAX_BYTES = 64 << 20;
 export const MAX_WAIT_FOR_PEERS_MS = 2_000;
 /** a peer that claimed nothing from the registry for this long leaves its pieces to others */
 export const OWNER_IDLE_MS = 1000;
+/** with peers, a registry run starts only while fewer blocks than this (4 MiB) are asked of the blob's peers: a host
+ *  busy with peers leaves the registry to hosts that run short. Simulated, 3 GiB: registry egress 3.23x -> 1.86x the
+ *  image at 100 hosts (p99 1.48x -> 1.25x the floor), 10.71x -> 7.60x at 1,000; namespace bench (a), 8 hosts at
+ *  20 Mbit/s: not worse (docs/performance.md, Fleet scale) */
+export const STARVED_BELOW_BLOCKS = 256;
 /** how long a peer's claim on a piece (it fetches it from the registry) keeps us from fetching it too */
 export const CLAIM_MS = 15_000;
+/** a running registry run claims its missing pieces again this often while its bytes arrive: a run may outlast
+ *  CLAIM_MS on a shared registry (measured: 16 hosts x 4 requests on a 20 Mbit/s registry, a 1 MiB run ~27 s), and a
+ *  claim that lapsed made its honest claimer's claims count no more (the namespace bench at 16 hosts sent 2.05x the
+ *  image). A third of CLAIM_MS: a refresh may come a watchdog tick (1 s) late and queue behind piece data. */
+export const CLAIM_REFRESH_MS = CLAIM_MS / 3;
+/** the longest a peer's claim on one piece holds, renewed or not: three times the longest registry run measured
+ *  (~27 s above) would be 81 s, past STALL_MS (60 s, a pull with no byte that long fails); 45 s still lets a run
+ *  1.7 times the slowest measured keep its claims */
+export const MAX_CLAIM_HOLD_MS = 3 * CLAIM_MS;
+/** pieces per claim message: peer.ts keeps the first 64 of a claim it receives */
+export const CLAIM_MESSAGE_PIECES = 64;
 
 /**
  * Ask a peer for pieces while its pipeline has room: rarest first; in the endgame a piece is asked of a second source
@@ -82,6 +98,11 @@ export function ownerTest(o: { ourKey: number; peerKeys: readonly number[]; peer
   };
 }
 
+/** Whether a host that shares the blob with peers may start a registry run: its peers leave it short of work. */
+export function starvedOfPeers(blocksAskedOfPeers: number, belowBlocks = STARVED_BELOW_BLOCKS): boolean {
+  return blocksAskedOfPeers < belowBlocks;
+}
+
 /** The longest a next registry run may be, in pieces: a unit with peers, growing runs alone, the blob without peers. */
 export function runLimitPieces(o: { usePeers: boolean; alone: boolean; unit: number; aloneRunBytes: number; pieceLength: number }): number {
   if (!o.usePeers) return Infinity;
@@ -112,4 +133,54 @@ function firstMissingIdle(picker: PiecePicker, now: number): number | null {
 export function anyLapsed(claims: ReadonlyMap<number, number>, now: number): boolean {
   for (const until of claims.values()) if (until < now) return true;
   return false;
+}
+
+/** What the sender knows of one of its running registry runs, for refreshing its claims. */
+export interface RunClaims {
+  /** when its pieces were last claimed to the peers */
+  claimedAt: number;
+  /** when its last byte arrived (or the run started) */
+  progressedAt: number;
+  /** its pieces, those already here too: their announcements may still be on their way to the peers, queued behind
+   *  piece data, and a claim must not lapse before its piece's announcement arrives (peers ignore a claim on a piece
+   *  they know we have, see claimCounts) */
+  pieces: readonly number[];
+  /** whether every piece of it is here */
+  done: boolean;
+}
+
+/**
+ * The claim messages to send again for a running registry run, or null: its pieces, in messages of at most
+ * CLAIM_MESSAGE_PIECES, once CLAIM_REFRESH_MS passed since its last claim and bytes arrived since. A run whose bytes
+ * stopped claims nothing more, so that its claims lapse at the peers (which then fetch its pieces themselves).
+ */
+export function claimsToRefresh(run: RunClaims, now: number, refreshMs = CLAIM_REFRESH_MS): number[][] | null {
+  if (run.done || now - run.claimedAt < refreshMs || run.progressedAt <= run.claimedAt) return null;
+  return claimMessages(run.pieces);
+}
+
+/**
+ * Whether a peer's claim on piece i counts: not when the peer already announced the piece (a renewed claim may name
+ * pieces whose announcements went out before it; TCP keeps the order, so such a claim would never be ended by one).
+ */
+export function claimCounts(peerHas: (i: number) => boolean, i: number): boolean {
+  return !peerHas(i);
+}
+
+/** Pieces to claim, cut into messages a peer reads whole (CLAIM_MESSAGE_PIECES each). */
+export function claimMessages(pieces: readonly number[]): number[][] {
+  const out: number[][] = [];
+  for (let k = 0; k < pieces.length; k += CLAIM_MESSAGE_PIECES) out.push(pieces.slice(k, k + CLAIM_MESSAGE_PIECES));
+  return out;
+}
+
+/**
+ * Until when a peer's claim on a piece holds, on a claim message naming it: CLAIM_MS from now, and at most
+ * MAX_CLAIM_HOLD_MS after the peer first claimed the piece (`since`). Honest claimers renew their claims while their
+ * runs deliver (claimsToRefresh); the bound keeps a peer that claims pieces and never fetches them, renewing its
+ * claims all the while, from holding them back from the registry for longer than that, once. (`claimMs`: the
+ * simulator's what-if; the bound scales with it.)
+ */
+export function claimUntil(now: number, since: number, claimMs = CLAIM_MS): number {
+  return Math.min(now + claimMs, since + (MAX_CLAIM_HOLD_MS / CLAIM_MS) * claimMs);
 }

@@ -3,6 +3,7 @@
 //   npm run sim -- [--hosts-list 100,500,1000,2600] [--size-mib 3072] [--layers 2] [--rate-mbit 1000]
 //     [--registry-mbit 10000] [--registry-latency-ms 5] [--connect-ms 20] [--learn 40] [--step-ms 50] [--seed 1]
 //     [--start-spread-ms 100] [--registry-share-spread 0] [--registry-hog W] [--claim-ms 15000] [--owner-idle-ms 1000] [--starved-below-blocks B]
+//     [--claim-refresh off]   (registry runs do not renew their claims: the code before fetch-policy's claimsToRefresh)
 //     [--framing F]   (wire bytes per payload byte: 1.046 for TCP/IP over Ethernet; egress then counts headers)
 //     [--piece-kib K]   (instead of the real piece layout: fewer pieces for big fleets)
 //     [--strict-owners K [--strict-ms 3000]]   (what-if: the fleet's top-K scorers own a unit at first)
@@ -38,6 +39,7 @@ try {
       'registry-share-spread': { type: 'string', default: '0' },
       'registry-hog': { type: 'string' },
       'claim-ms': { type: 'string' },
+      'claim-refresh': { type: 'string', default: 'on' },
       'owner-idle-ms': { type: 'string' },
       'starved-below-blocks': { type: 'string' },
       'strict-owners': { type: 'string' },
@@ -65,6 +67,7 @@ const num = (flag: string, integer = false): number => {
 };
 const hostsList = values['hosts-list']!.split(',').map(Number);
 if (hostsList.some((h) => !(Number.isInteger(h) && h >= 2))) usage(`--hosts-list ${values['hosts-list']}: expected integers >= 2`);
+if (!['on', 'off'].includes(values['claim-refresh']!)) usage(`--claim-refresh ${values['claim-refresh']}: expected on or off`);
 const layers = num('layers', true);
 if (layers < 1) usage('--layers: at least 1');
 const layerBytes = Math.floor((num('size-mib') * MiB) / layers);
@@ -98,6 +101,7 @@ for (const hosts of hostsList) {
     framing: num('framing'),
     ...(values['piece-kib'] !== undefined ? { pieceBytes: num('piece-kib', true) * 1024 } : {}),
     ...(values['claim-ms'] !== undefined ? { claimMs: num('claim-ms') } : {}),
+    ...(values['claim-refresh'] === 'off' ? { refreshClaims: false } : {}),
     ...(values['starved-below-blocks'] !== undefined ? { starvedBelowBlocks: num('starved-below-blocks') } : {}),
     ...(values['owner-idle-ms'] !== undefined ? { ownerIdleMs: num('owner-idle-ms') } : {}),
     ...(values['strict-owners'] !== undefined ? { strictOwners: { owners: num('strict-owners'), ms: num('strict-ms') } } : {}),

@@ -5,7 +5,11 @@ import { Bitfield } from '../../lib/store/bitfield.ts';
 import { BLOCK_SIZE, pieceLayout, pieceRange, type PieceLayout } from '../../lib/store/pieces.ts';
 import {
   anyLapsed,
+  claimCounts,
+  claimMessages,
   CLAIM_MS,
+  claimsToRefresh,
+  claimUntil,
   fillPeerPipeline,
   idleAtRegistry,
   OWNER_IDLE_MS,
@@ -17,6 +21,8 @@ import {
   REGISTRY_RUN_ALONE_MAX_BYTES,
   registryWaits,
   runLimitPieces,
+  STARVED_BELOW_BLOCKS,
+  starvedOfPeers,
 } from '../../lib/swarm/fetch-policy.ts';
 import { blobSalt, unitPieces, unitScore } from '../../lib/swarm/owner.ts';
 import { PiecePicker } from '../../lib/swarm/picker.ts';
@@ -53,6 +59,8 @@ export interface PeerLink {
   /** its first claim message came (BlobSwarm's `synced`) */
   synced: boolean;
   claims: Map<number, number>;
+  /** when it first claimed each piece it holds a claim on */
+  claimedSince: Map<number, number>;
   claimedAt: number;
   claimsIgnored: boolean;
   /** blocks we asked of it and did not get yet */
@@ -86,9 +94,11 @@ export class SimBlob {
   /** a what-if: how long a peer without claims must be quiet to look idle at the registry (OWNER_IDLE_MS) */
   ownerIdleMs = OWNER_IDLE_MS;
   /** a what-if: with peers, start a registry run only while fewer than this many blocks are asked of peers */
-  starvedBelowBlocks = Infinity;
+  starvedBelowBlocks = STARVED_BELOW_BLOCKS;
   /** a what-if: how long a claim holds (CLAIM_MS in the code) */
   claimMs = CLAIM_MS;
+  /** a what-if: false for the code before registry runs renewed their claims */
+  refreshClaims = true;
   /**
    * A what-if (not in lib/): for this long after the start, a unit is ours only if our score for it is among the
    * top `strictOwners` of `fleetSize` hosts (the fleet's rendezvous owner or close to it), not merely the highest
@@ -101,6 +111,8 @@ export class SimBlob {
   private readonly unit: number;
   private readonly fetching = new Map<number, Map<number, Transfer>>();
   private readonly registryActive = new Set<number>();
+  /** registry runs under way, for renewing their claims (BlobSwarm.refreshClaims) */
+  private readonly runs = new Set<RegistryRun>();
   private syncedCount = 0;
   private aloneRunBytes = REGISTRY_RUN_ALONE_FIRST_BYTES;
   private downloading = false;
@@ -141,7 +153,7 @@ export class SimBlob {
 
   /** A connection became ready: we know the peer, its bitfield and claims come next. */
   addPeer(host: number, key: number, flow: Flow): void {
-    this.peers.set(host, { host, key, bits: new Bitfield(this.layout.count), synced: false, claims: new Map(), claimedAt: 0, claimsIgnored: false, inflight: 0, flow });
+    this.peers.set(host, { host, key, bits: new Bitfield(this.layout.count), synced: false, claims: new Map(), claimedSince: new Map(), claimedAt: 0, claimsIgnored: false, inflight: 0, flow });
   }
 
   /** What we tell a peer right after the handshake: our bitfield, then the pieces we fetch from the registry. */
@@ -168,6 +180,7 @@ export class SimBlob {
     const until = link.claims.get(piece);
     if (until !== undefined) {
       link.claims.delete(piece);
+      link.claimedSince.delete(piece);
       this.picker.dropClaim(piece);
     }
     if (!link.bits.get(piece)) {
@@ -181,8 +194,12 @@ export class SimBlob {
     const link = this.peers.get(from);
     if (!link) return;
     if (!link.claimsIgnored) {
-      const until = this.env.now() + this.claimMs;
+      const now = this.env.now();
       for (const p of pieces) {
+        if (!claimCounts((i) => link.bits.get(i), p)) continue;
+        const since = link.claimedSince.get(p) ?? now;
+        const until = claimUntil(now, since, this.claimMs);
+        link.claimedSince.set(p, since);
         this.picker.claimedByPeer(p, until);
         link.claims.set(p, until);
       }
@@ -205,8 +222,27 @@ export class SimBlob {
       this.lapsedPeers++;
       for (const p of link.claims.keys()) this.picker.dropClaim(p);
       link.claims.clear();
+      link.claimedSince.clear();
     }
+    if (this.refreshClaims) this.refresh(now);
     this.schedule();
+  }
+
+  /** BlobSwarm.refreshClaims: runs whose bytes moved since their last claim claim their missing pieces again. */
+  private refresh(now: number): void {
+    for (const run of this.runs) {
+      let left = 0;
+      for (const t of run.transfers) left += t.left;
+      if (left < run.left) {
+        run.left = left;
+        run.progressedAt = now;
+      }
+      const messages = claimsToRefresh({ ...run, done: run.pieces.every((p) => this.have.get(p)) }, now, this.claimMs / 3);
+      if (!messages) continue;
+      run.claimedAt = now;
+      const me = this.host;
+      for (const pieces of messages) this.env.postTo(this, [...this.peers.keys()], (h) => this.env.blobAt(h).onClaim(me, pieces));
+    }
   }
 
   schedule(link?: PeerLink): void {
@@ -310,10 +346,10 @@ export class SimBlob {
     const maxPieces = runLimitPieces({ usePeers: true, alone, unit: this.unit, aloneRunBytes: this.aloneRunBytes, pieceLength: this.layout.pieceLength });
     const mine = alone ? undefined : this.ownerTest(now);
     if (alone && this.registryActive.size > 0) return;
-    if (!alone && this.starvedBelowBlocks < Infinity) {
+    if (!alone) {
       let asked = 0;
       for (const l of this.peers.values()) asked += l.inflight;
-      if (asked >= this.starvedBelowBlocks) return;
+      if (!starvedOfPeers(asked, this.starvedBelowBlocks)) return;
     }
     while (this.slots.available) {
       const run = nextRegistryRun(this.picker, { now, usePeers: true, alone, ...(mine ? { mine } : {}), maxPieces });
@@ -358,11 +394,13 @@ export class SimBlob {
       this.registryActive.add(p);
     }
     const me = this.host;
-    this.env.postTo(this, [...this.peers.keys()], (h) => this.env.blobAt(h).onClaim(me, run));
+    for (const pieces of claimMessages(run)) this.env.postTo(this, [...this.peers.keys()], (h) => this.env.blobAt(h).onClaim(me, pieces));
     const flow = new Flow(this.env.registryNode, this.host, this.env.now() + this.env.registryLatencyMs, this.env.registryWeight());
+    const claims: RegistryRun = { pieces: run, claimedAt: this.env.now(), progressedAt: this.env.now(), transfers: [], left: 0 };
+    this.runs.add(claims);
     run.forEach((piece, k) => {
       const bytes = this.pieceBytes(piece);
-      this.env.net.send(flow, {
+      const transfer: Transfer = {
         bytes,
         left: bytes,
         cancelled: false,
@@ -378,10 +416,24 @@ export class SimBlob {
             this.picker.finish(p);
             this.registryActive.delete(p);
           }
+          this.runs.delete(claims);
           this.slots.give();
           this.schedule();
         },
-      });
+      };
+      claims.transfers.push(transfer);
+      claims.left += bytes;
+      this.env.net.send(flow, transfer);
     });
   }
+}
+
+/** A registry run under way: what BlobSwarm keeps to renew its claims, and its transfers to see its bytes move. */
+interface RegistryRun {
+  pieces: readonly number[];
+  claimedAt: number;
+  progressedAt: number;
+  transfers: Transfer[];
+  /** bytes of the run still to come at the last look */
+  left: number;
 }

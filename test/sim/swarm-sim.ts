@@ -49,6 +49,8 @@ export interface SimConfig {
   ownerIdleMs?: number;
   /** a what-if: how long a registry claim holds (default: CLAIM_MS, lib/swarm/fetch-policy.ts) */
   claimMs?: number;
+  /** false: registry runs do not renew their claims (the code before claimsToRefresh) */
+  refreshClaims?: boolean;
   /** a what-if: strict owners first (see SimBlob.strict): for `ms`, the top `owners` of the fleet's scores */
   strictOwners?: { ms: number; owners: number };
   /** piece size instead of the real layout's (fewer, longer pieces: a big fleet of small pieces is slow to simulate) */
@@ -132,6 +134,8 @@ export function simulate(config: SimConfig): SimResult {
   const digests = config.layers.map(() => `sha256:${hex8(random)}${'0'.repeat(56)}`);
 
   let outbox: (() => void)[] = [];
+  /** per connection, when its last message arrives (messages keep their order on it) */
+  const lastMessageAt = new WeakMap<Flow, number>();
   const dirty: SimBlob[] = [];
   let hostsLeft = n;
   const hosts: SimHost[] = [];
@@ -145,11 +149,18 @@ export function simulate(config: SimConfig): SimResult {
     post: (f) => outbox.push(f),
     postTo: (from, peers, f) => {
       // A message goes on the connection after the piece data already queued on it: delayed by that backlog.
+      // Nor does it overtake the messages sent on the connection before it (TCP keeps them in order): a have
+      // overtaken by a later claim let the claim on its piece lapse.
       const groups = new Map<number, number[]>();
       for (const h of peers) {
         const flow = hosts[h]!.blobs[from.index]!.peers.get(from.host)?.flow;
         const delay = flow ? backlogMs(flow, up[from.host]!) : 0;
-        const k = Math.ceil(delay / config.stepMs);
+        let k = Math.max(1, Math.ceil(delay / config.stepMs));
+        if (flow) {
+          const last = lastMessageAt.get(flow);
+          if (last !== undefined && last > q.now + k * config.stepMs) k = Math.round((last - q.now) / config.stepMs);
+          lastMessageAt.set(flow, q.now + k * config.stepMs);
+        }
         let g = groups.get(k);
         if (!g) groups.set(k, (g = []));
         g.push(h);
@@ -181,6 +192,7 @@ export function simulate(config: SimConfig): SimResult {
     for (const b of blobs) {
       b.waitForPeersMs = WAIT_FOR_PEERS_MS;
       if (config.claimMs !== undefined) b.claimMs = config.claimMs;
+      if (config.refreshClaims === false) b.refreshClaims = false;
       if (config.ownerIdleMs !== undefined) b.ownerIdleMs = config.ownerIdleMs;
       if (config.starvedBelowBlocks !== undefined) b.starvedBelowBlocks = config.starvedBelowBlocks;
       if (config.strictOwners) b.strict = { ...config.strictOwners, fleetSize: n };

@@ -9,6 +9,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pieceLength } from '../../lib/store/pieces.ts';
+import { CLAIM_REFRESH_MS, MAX_CLAIM_HOLD_MS } from '../../lib/swarm/fetch-policy.ts';
 import { swarmId } from '../../lib/swarm/ids.ts';
 import { Swarm } from '../../lib/swarm/swarm.ts';
 import { handshake, message, Msg } from '../support/bt-wire.ts';
@@ -175,6 +176,21 @@ describe('peers that claim pieces they never give', () => {
       assert.ok(p.seconds < 30, `the pull took ${p.seconds.toFixed(1)} s`);
     } finally {
       await hostile.stop();
+    }
+  });
+
+  test('a peer that claims every piece from the registry and renews its claims for ever: held back once, at most MAX_CLAIM_HOLD_MS', async (t) => {
+    const claimer = await new ScriptedPeer('claimer', { host: '127.0.0.9', dripMs: CLAIM_REFRESH_MS }).start(image.layoutDir);
+    try {
+      const p = await pull([claimer.address]);
+      t.diagnostic(`pull done in ${p.seconds.toFixed(1)} s beside a peer renewing claims on every piece`);
+      assert.ok(claimer.connections.length > 0, 'the claimer was never dialled: nothing was tested');
+      const lapsed = p.r.stderr.split('\n').filter((l) => /peer 127\.0\.0\.9: a registry claim lapsed/.test(l));
+      assert.ok(lapsed.length > 0, `the claimer's claims never lapsed:\n${p.r.stderr.slice(-3000)}`);
+      assert.equal(p.json.bytes.registry, image.size);
+      assert.ok(p.seconds < (MAX_CLAIM_HOLD_MS + 15_000) / 1000, `the pull took ${p.seconds.toFixed(1)} s`);
+    } finally {
+      await claimer.stop();
     }
   });
 
