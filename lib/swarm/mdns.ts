@@ -320,7 +320,12 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
         if (now - at < KNOWN_ANSWER_MS) fresh.push(instance);
         else l.known.delete(instance); // expired: forget it (bounds the map too)
       }
-      return { name: l.name, known: l.known, instances: shuffle(fresh) };
+      const instances = shuffle(fresh);
+      // Ourselves first, for a subtype we answer for, while we know few others (a small LAN): we never answer our own
+      // query, so a host that let it stand for its own (heardQuestion) would never hear of us; listed, we are a known
+      // answer it lacks, and it asks. (Always listed, 64 hosts received 45 packets a second each instead of 33.)
+      if (this.announced.has(l.label) && fresh.length < FLOOR_PEERS) instances.push(this.instance);
+      return { name: l.name, known: l.known, instances };
     });
     const answers: Answer[] = [];
     for (let more = true; more; ) {
@@ -332,7 +337,8 @@ export class MdnsDiscovery extends EventEmitter<{ peer: [id: Buffer, peer: Peer,
         if (bytes + size > QUERY_BYTES) return answers;
         bytes += size;
         // the TTL a responder checks against half of its own: what is left of the 120 s we heard
-        answers.push({ name: q.name, type: 'PTR', ttl: TTL - Math.floor((now - q.known.get(instance)!) / 1000), data: instance });
+        const heardAt = q.known.get(instance) ?? now; // (our own instance: a full TTL)
+        answers.push({ name: q.name, type: 'PTR', ttl: TTL - Math.floor((now - heardAt) / 1000), data: instance });
         more = true;
       }
     }
