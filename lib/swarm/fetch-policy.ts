@@ -34,7 +34,7 @@ export const CLAIM_REFRESH_MS = CLAIM_MS / 3;
  *  (~27 s above) would be 81 s, past STALL_MS (60 s, a pull with no byte that long fails); 45 s still lets a run
  *  1.7 times the slowest measured keep its claims */
 export const MAX_CLAIM_HOLD_MS = 3 * CLAIM_MS;
-/** pieces per claim message: peer.ts keeps the first 64 of a claim it receives */
+/** pieces per claim message: the sender cuts its claims into messages this long, and peer.ts reads no more of one */
 export const CLAIM_MESSAGE_PIECES = 64;
 
 /**

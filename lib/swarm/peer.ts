@@ -13,6 +13,7 @@ import type { ReusedReads } from './reused-reads.ts';
 import { Wire, type WireHandler } from './wire.ts';
 import { decodeBencode } from './safe-bencode.ts';
 import { dialableFromNetwork } from './candidates.ts';
+import { CLAIM_MESSAGE_PIECES } from './fetch-policy.ts';
 import { checkProof, isOurNonce, issueNonce, NONCE_BYTES, proof, type Role, type Transcript } from './swarm-key.ts';
 import { processUploads, type UploadBudget } from './upload-budget.ts';
 
@@ -269,7 +270,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     if (!this.ready) return;
     if (type === 'claim' && Array.isArray(msg.p)) {
-      const pieces = msg.p.slice(0, 64).filter((p): p is number => Number.isInteger(p) && p >= 0 && p < ctx.pieceCount);
+      const pieces = msg.p.slice(0, CLAIM_MESSAGE_PIECES).filter((p): p is number => Number.isInteger(p) && p >= 0 && p < ctx.pieceCount);
       this.emit('claim', pieces, msg.v === 1);
     } else if (type === 'hashreq') {
       this.emit('hashRequest');

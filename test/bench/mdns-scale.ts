@@ -8,7 +8,7 @@
 //     [--json FILE] [--linger S] [--bin LABEL=PATH ...] [--logs DIR]
 // The binary is SWARMPULL_BIN, default dist/swarmpull (npm run build -- --arch x64); with several --bin, each run of
 // each N runs them one after the other on the same LAN (before/after comparisons on a noisy machine).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
